@@ -1,0 +1,1 @@
+"""Embedded nats-server and PostgreSQL processes for local runs and tests."""

@@ -1,0 +1,1 @@
+"""Test fixtures: real nats-server and PostgreSQL on free ports."""

@@ -1,0 +1,1 @@
+"""Pytest plugin: real nats-server and PostgreSQL fixtures (filled in by the test harness)."""

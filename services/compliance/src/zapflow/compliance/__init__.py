@@ -1,0 +1,1 @@
+"""Approves, defers or vetoes every send request."""

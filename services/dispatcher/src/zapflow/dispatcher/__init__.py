@@ -1,0 +1,1 @@
+"""Campaigns: audience expansion, schedules, pause/resume/cancel, progress."""

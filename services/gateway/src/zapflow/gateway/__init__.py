@@ -1,0 +1,1 @@
+"""HTTP edge: REST API, provider webhooks, operator WebSocket, console."""

@@ -1,0 +1,1 @@
+"""Normalizes provider webhooks; owns contacts, conversations, messages."""

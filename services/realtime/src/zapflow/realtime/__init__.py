@@ -1,0 +1,1 @@
+"""Live events to operator WebSockets and signed webhooks to tenants."""

@@ -1,0 +1,1 @@
+"""Keyed per-channel senders: order, pace, retries, dead letters."""

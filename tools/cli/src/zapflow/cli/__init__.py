@@ -1,0 +1,1 @@
+"""The zapflow command: up, migrate, status, docs."""
