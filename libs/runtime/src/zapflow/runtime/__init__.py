@@ -1,1 +1,1 @@
-"""Shared service plumbing: settings, logging, telemetry, NATS and PostgreSQL connections, migrations, health, graceful shutdown."""
+"""Shared service plumbing: settings, logging, telemetry, NATS, PostgreSQL, health, shutdown."""

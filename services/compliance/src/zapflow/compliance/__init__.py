@@ -1,1 +1,1 @@
-"""Approves, defers or vetoes every send request."""
+"""Zapflow compliance: approves, defers or vetoes every send request, with a reason."""

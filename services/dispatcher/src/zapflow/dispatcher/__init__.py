@@ -1,1 +1,3 @@
-"""Campaigns: audience expansion, schedules, pause/resume/cancel, progress."""
+"""Zapflow dispatcher.
+
+Owns campaigns: audience expansion into send requests, scheduling, pause/resume/cancel."""

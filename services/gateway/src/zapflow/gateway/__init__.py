@@ -1,1 +1,1 @@
-"""HTTP edge: REST API, provider webhooks, operator WebSocket, console."""
+"""Zapflow gateway: hTTP edge: REST API, provider webhooks, operator WebSocket and console."""

@@ -1,1 +1,3 @@
-"""Normalizes provider webhooks; owns contacts, conversations, messages."""
+"""Zapflow ingest.
+
+Normalizes provider webhooks into canonical events; owns contacts, conversations, messages."""

@@ -1,1 +1,1 @@
-"""Live events to operator WebSockets and signed webhooks to tenants."""
+"""Zapflow realtime: bridges events to operator WebSockets and to tenants' signed webhooks."""

@@ -1,1 +1,3 @@
-"""Keyed per-channel senders: order, pace, retries, dead letters."""
+"""Zapflow sender.
+
+Keyed per-channel senders: order per conversation, pace per number, retries, dead letters."""

@@ -1,0 +1,140 @@
+"""NATS connection, JetStream topology and publishing: the one broker factory.
+
+Streams and consumers are declared as data in ``zapflow.contracts.streams``; :func:`declare`
+creates or updates them idempotently at start-up. :class:`Publisher` is the only way services
+publish events: JetStream publish with ``Nats-Msg-Id`` = event id (server-side de-duplication),
+the type and tenant in headers, and the current trace context.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    PubAck,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+    SubjectTransform,
+)
+from nats.js.errors import NotFoundError
+
+from zapflow.contracts import headers as h
+from zapflow.contracts.envelope import Event
+from zapflow.contracts.streams import ConsumerSpec, StreamSpec
+from zapflow.runtime import metrics, telemetry
+
+logger = logging.getLogger(__name__)
+
+_RETENTION = {
+    "limits": RetentionPolicy.LIMITS,
+    "workqueue": RetentionPolicy.WORK_QUEUE,
+    "interest": RetentionPolicy.INTEREST,
+}
+
+
+async def connect(url: str, name: str) -> NATS:
+    """Connect with reconnects forever; the service keeps running through NATS restarts."""
+
+    async def on_error(exc: Exception) -> None:
+        logger.warning("nats connection error: %s", type(exc).__name__)
+
+    return await nats.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        error_cb=on_error,
+        connect_timeout=5,
+    )
+
+
+def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
+    return StreamConfig(
+        name=spec.name,
+        subjects=list(spec.subjects),
+        retention=_RETENTION[spec.retention],
+        storage=StorageType.FILE,
+        num_replicas=replicas,
+        duplicate_window=spec.duplicate_window_s,
+        max_age=spec.max_age_s or 0,
+        description=spec.description,
+        max_msgs_per_subject=spec.max_msgs_per_subject or -1,
+        subject_transform=(
+            SubjectTransform(src=spec.subject_transform[0], dest=spec.subject_transform[1])
+            if spec.subject_transform
+            else None
+        ),
+    )
+
+
+def consumer_config(spec: ConsumerSpec) -> ConsumerConfig:
+    filters = list(spec.filter_subjects)
+    return ConsumerConfig(
+        durable_name=spec.durable,
+        name=spec.durable,
+        description=spec.description,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL if spec.deliver_policy == "all" else DeliverPolicy.NEW,
+        ack_wait=spec.ack_wait_s,
+        max_deliver=spec.max_deliver,
+        max_ack_pending=spec.max_ack_pending,
+        backoff=list(spec.backoff_s) or None,
+        filter_subject=filters[0] if len(filters) == 1 else None,
+        filter_subjects=filters if len(filters) > 1 else None,
+    )
+
+
+async def declare(
+    js: JetStreamContext,
+    streams: Iterable[StreamSpec],
+    consumers: Iterable[ConsumerSpec] = (),
+    *,
+    replicas: int = 1,
+) -> None:
+    """Create or update each stream, then each durable pull consumer. Safe to run concurrently."""
+    for spec in streams:
+        config = stream_config(spec, replicas)
+        try:
+            await js.stream_info(spec.name)
+        except NotFoundError:
+            await js.add_stream(config)
+            logger.info("created stream %s", spec.name)
+        else:
+            await js.update_stream(config)
+    for cspec in consumers:
+        await js.add_consumer(cspec.stream, consumer_config(cspec))
+
+
+def publish_headers(event: Event, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The envelope headers, ``extra`` on top, and the current trace context."""
+    out = h.event_headers(event)
+    if extra:
+        out.update(extra)
+    return telemetry.inject(out)
+
+
+class Publisher:
+    """Publishes contracts to JetStream; the port handlers receive as ``publish``."""
+
+    def __init__(self, js: JetStreamContext, timeout: float = 5.0) -> None:
+        self._js = js
+        self._timeout = timeout
+
+    async def __call__(
+        self, subject: str, event: Event, headers: dict[str, str] | None = None
+    ) -> PubAck:
+        metrics.PUBLISHED.labels(event.type).inc()
+        return await self._js.publish(
+            subject,
+            event.model_dump_json().encode(),
+            timeout=self._timeout,
+            headers=publish_headers(event, headers),
+        )

@@ -1,0 +1,109 @@
+"""PostgreSQL pools and migrations.
+
+Every service owns one schema named after itself. Migrations are plain SQL files
+``NNNN_name.sql`` in the service package's ``migrations/`` folder, applied in order inside one
+transaction, recorded in ``<schema>.schema_migrations`` with a checksum, under an advisory
+lock so replicas starting together apply them once. Re-running is a no-op; an edited file that was
+already applied is an error (write a new migration instead).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from importlib.resources.abc import Traversable
+
+import asyncpg
+
+logger = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_SCHEMA = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class MigrationError(RuntimeError):
+    """A migration folder or an applied migration is inconsistent."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations(folder: Traversable) -> list[Migration]:
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            match = _NAME.match(entry.name)
+            if not match:
+                raise MigrationError(f"bad migration file name {entry.name!r} (want NNNN_name.sql)")
+            found.append(Migration(match[1], match[2], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise MigrationError(f"duplicate migration versions in {folder}")
+    return found
+
+
+async def migrate(dsn: str, schema: str, folder: Traversable) -> list[str]:
+    """Apply pending migrations of ``schema``; returns the versions applied now."""
+    if not _SCHEMA.match(schema):
+        raise MigrationError(f"bad schema name {schema!r}")
+    migrations = load_migrations(folder)
+    conn = await asyncpg.connect(dsn)
+    applied_now: list[str] = []
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"migrate:{schema}")
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
+                " version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            rows = await conn.fetch(f"SELECT version, checksum FROM {schema}.schema_migrations")
+            done = {r["version"]: r["checksum"] for r in rows}
+            for m in migrations:
+                if m.version in done:
+                    if done[m.version] != m.checksum:
+                        raise MigrationError(f"{schema} migration {m.version} changed after apply")
+                    continue
+                await conn.execute(f"SET LOCAL search_path TO {schema}, public")
+                await conn.execute(m.sql)
+                await conn.execute(
+                    f"INSERT INTO {schema}.schema_migrations (version, name, checksum)"
+                    " VALUES ($1, $2, $3)",
+                    m.version,
+                    m.name,
+                    m.checksum,
+                )
+                applied_now.append(m.version)
+                logger.info("applied migration %s_%s", m.version, m.name, extra={"schema": schema})
+    finally:
+        await conn.close()
+    return applied_now
+
+
+async def create_pool(
+    dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10
+) -> asyncpg.Pool:
+    """A pool whose connections resolve unqualified names in the service's own schema."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={
+            "search_path": f"{schema}, public",
+            "application_name": f"zapflow-{schema}",
+        },
+    )
+    assert pool is not None
+    return pool

@@ -1,0 +1,174 @@
+"""The service runner: connect, declare, migrate, serve, consume, and shut down gracefully.
+
+Start-up order: NATS connection → the service's streams and consumers declared → its schema
+migrated → database pool → the service's ``setup`` hook (registers consumers, HTTP routes and
+resources) → HTTP server → consumers. SIGTERM/SIGINT stop the consumers first (the message in hand
+finishes and is acked; fetched-but-unstarted ones are nak'ed for immediate redelivery), then the
+HTTP server, then the service's resources, then NATS is drained and the pool closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from importlib.resources.abc import Traversable
+
+import asyncpg
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from starlette.routing import BaseRoute
+
+from zapflow.contracts.streams import ConsumerSpec, StreamSpec, stream_named
+from zapflow.contracts.types import ServiceName
+from zapflow.runtime import broker, db, dlq, health
+from zapflow.runtime.consumer import Consumer, Handler
+from zapflow.runtime.http import Server, build_server
+from zapflow.runtime.settings import BaseServiceSettings
+
+logger = logging.getLogger(__name__)
+
+
+class Service:
+    """One running Zapflow service process (or an in-process instance in tests)."""
+
+    def __init__(
+        self,
+        name: ServiceName,
+        settings: BaseServiceSettings,
+        *,
+        streams: Sequence[StreamSpec] = (),
+        consumers: Sequence[ConsumerSpec] = (),
+        migrations: Traversable | None = None,
+        setup: Callable[[Service], Awaitable[None]] | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.consumer_specs = tuple(consumers)
+        # the streams it consumes too: declarations are shared data, so creating one with the
+        # owner's exact config is idempotent and start-up order between services never matters
+        declared = {s.name: s for s in streams}
+        for c in self.consumer_specs:
+            if c.stream not in declared:
+                declared[c.stream] = stream_named(c.stream)
+        self.streams = tuple(declared.values())
+        self.migrations = migrations
+        self.routes: list[BaseRoute] = []
+        self.resources = contextlib.AsyncExitStack()
+        self.stopping = asyncio.Event()
+        self._setup = setup
+        self._consumers: list[Consumer] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._server: Server | None = None
+        self._nc: NATS | None = None
+        self._js: JetStreamContext | None = None
+        self._pool: asyncpg.Pool | None = None
+
+    # -- what the setup hook and handlers use -------------------------------------------------
+    @property
+    def nc(self) -> NATS:
+        assert self._nc is not None, "service not started"
+        return self._nc
+
+    @property
+    def js(self) -> JetStreamContext:
+        assert self._js is not None, "service not started"
+        return self._js
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "service has no database"
+        return self._pool
+
+    @property
+    def publish(self) -> broker.Publisher:
+        return broker.Publisher(self.js)
+
+    def consume(self, spec: ConsumerSpec, handler: Handler, *, batch: int = 64) -> None:
+        """Run ``handler`` for every message of the durable consumer ``spec`` once started."""
+        self._consumers.append(
+            Consumer(
+                self.js, spec, handler, dead_letter=dlq.DeadLetters(self.js, self.name), batch=batch
+            )
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        s = self.settings
+        self._nc = await broker.connect(s.nats_url, name=f"zapflow-{self.name}")
+        self._js = self._nc.jetstream()
+        await broker.declare(
+            self._js, self.streams, self.consumer_specs, replicas=s.stream_replicas
+        )
+        dsn = s.database_url.get_secret_value()
+        if self.migrations is not None:
+            if s.migrate_on_start:
+                await db.migrate(dsn, self.name, self.migrations)
+            self._pool = await db.create_pool(dsn, self.name)
+        if self._setup is not None:
+            await self._setup(self)
+        self.routes.extend(health.health_routes(self.name, self.readiness_checks()))
+        self._server = build_server(self.routes, s.http_host, s.http_port)
+        self._tasks.append(asyncio.create_task(self._server.serve(), name=f"{self.name}-http"))
+        for c in self._consumers:
+            self._tasks.append(asyncio.create_task(c.run(self.stopping), name=c.spec.durable))
+        while not self._server.started:
+            if self._tasks[0].done():
+                self._tasks[0].result()  # surfaces a bind error
+            await asyncio.sleep(0.02)
+        logger.info("service started", extra={"http_port": s.http_port})
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        consumer_tasks = self._tasks[1:]
+        if consumer_tasks:
+            _, pending = await asyncio.wait(consumer_tasks, timeout=self.settings.shutdown_grace_s)
+            for task in pending:
+                task.cancel()
+        if self._server is not None:
+            self._server.should_exit = True
+            await asyncio.wait(self._tasks[:1], timeout=self.settings.shutdown_grace_s)
+        await self.resources.aclose()
+        if self._nc is not None and not self._nc.is_closed:
+            await self._nc.drain()
+        if self._pool is not None:
+            await self._pool.close()
+        logger.info("service stopped")
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Service]:
+        await self.start()
+        try:
+            yield self
+        finally:
+            await self.stop()
+
+    async def run_until_signalled(self) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait([waiter, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+        crashed = [t for t in self._tasks if t.done() and not t.cancelled() and t.exception()]
+        await self.stop()
+        waiter.cancel()
+        if crashed:
+            raise RuntimeError(f"{crashed[0].get_name()} crashed") from crashed[0].exception()
+
+    def readiness_checks(self) -> dict[str, health.Check]:
+        async def nats_ok() -> bool:
+            return self.nc.is_connected
+
+        checks: dict[str, health.Check] = {"nats": nats_ok}
+        if self._pool is not None:
+            pool = self._pool
+
+            async def db_ok() -> bool:
+                return bool(await pool.fetchval("SELECT 1"))
+
+            checks["database"] = db_ok
+        return checks

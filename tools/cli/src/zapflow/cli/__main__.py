@@ -1,0 +1,78 @@
+"""The ``zapflow`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import typer
+
+from zapflow.cli import stack, topology
+from zapflow.cli.migrations import migrate_all
+from zapflow.cli.providers_cmd import app as providers_app
+from zapflow.cli.status import jetstream_state, service_health
+
+app = typer.Typer(help="Zapflow: run, inspect and operate the system.", no_args_is_help=True)
+app.add_typer(
+    providers_app, name="providers", help="Parse provider payloads into canonical events."
+)
+
+
+@app.command()
+def up(
+    ready_timeout: float = typer.Option(60.0, help="Seconds to wait for every service."),
+) -> None:
+    """Start NATS, PostgreSQL, migrations and all six services; Ctrl-C stops everything."""
+    raise typer.Exit(stack.up(ready_timeout))
+
+
+@app.command()
+def migrate() -> None:
+    """Apply every service's pending migrations to DATABASE_URL."""
+    applied = asyncio.run(migrate_all(topology.database_url()))
+    for service, versions in applied.items():
+        typer.echo(f"{service:<11} {', '.join(versions) if versions else 'up to date'}")
+
+
+@app.command()
+def status() -> None:
+    """Services' readiness, JetStream streams with message counts, consumers with backlog."""
+    healthy = True
+    typer.echo("SERVICE     URL                     STATUS")
+    for h in asyncio.run(service_health()):
+        healthy &= h.ready
+        typer.echo(f"{h.name:<11} {h.url:<23} {h.detail}")
+    try:
+        streams, consumers = asyncio.run(jetstream_state(topology.nats_url()))
+    except Exception as exc:  # the command reports it; nothing to recover
+        typer.echo(f"\nnats unreachable at {topology.nats_url()}: {type(exc).__name__}")
+        raise typer.Exit(1) from exc
+    typer.echo("\nSTREAM                  MESSAGES        BYTES  CONSUMERS")
+    for s in streams:
+        typer.echo(f"{s.name:<22} {s.messages:>9} {s.bytes:>12} {s.consumers:>10}")
+    typer.echo(
+        "\nSTREAM                 CONSUMER                    PENDING  ACK_PENDING  REDELIVERED"
+    )
+    for c in consumers:
+        typer.echo(
+            f"{c.stream:<22} {c.name:<26} {c.pending:>8} {c.ack_pending:>12} {c.redelivered:>12}"
+        )
+    raise typer.Exit(0 if healthy else 1)
+
+
+@app.command()
+def docs(
+    output: str = typer.Option("docs/asyncapi.json", help="Where to write the document."),
+) -> None:
+    """Generate the AsyncAPI document of every subject."""
+    from zapflow.contracts import asyncapi
+
+    asyncapi.main([output])
+
+
+def main() -> None:
+    sys.exit(app())
+
+
+if __name__ == "__main__":
+    main()
