@@ -35,6 +35,8 @@ lint: install ## ruff format check, ruff, import contracts
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/python -m zapflow.contracts.snapshots --check
+	$(BIN)/python -m zapflow.contracts.asyncapi docs/asyncapi.json --check
 
 .PHONY: typecheck
 typecheck: install ## mypy --strict on every src/
@@ -56,7 +58,7 @@ bench: install ## Benchmarks beside their references; writes bench/results.json
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 .PHONY: docs
-docs: install ## Regenerate schema snapshots check and docs/asyncapi.json
+docs: install ## Write docs/asyncapi.json from the contracts
 	$(BIN)/python -m zapflow.contracts.asyncapi docs/asyncapi.json
 
 .PHONY: clean

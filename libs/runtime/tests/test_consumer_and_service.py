@@ -97,7 +97,11 @@ async def test_success_is_acked_after_the_handler_and_transient_errors_retry(
         await publish(js, f"{subject}.a", b"ok")
         await publish(js, f"{subject}.b", b"flaky")
         await asyncio.wait_for(done.wait(), 10)
-        info = await js.consumer_info(stream.name, consumer.durable)
+        for _ in range(50):  # the ack follows the handler's return
+            info = await js.consumer_info(stream.name, consumer.durable)
+            if info.num_ack_pending == 0:
+                break
+            await asyncio.sleep(0.05)
     assert (b"ok", 1) in seen
     assert [n for body, n in seen if body == b"flaky"] == [1, 2]
     assert info.num_ack_pending == 0

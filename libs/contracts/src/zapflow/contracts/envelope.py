@@ -8,6 +8,7 @@ Trace context does not live in the body: it travels in NATS headers (``tracepare
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import ClassVar
 from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -27,7 +28,16 @@ class Contract(BaseModel):
 
 
 class Event(Contract):
-    """Envelope fields shared by every event and command."""
+    """Envelope fields shared by every event and command.
+
+    ``subject_fields`` names, in order, the attributes (dotted paths) whose values follow the
+    version token in the subject: ``("tenant_id",)`` gives ``<type>.<tenant>``; a subclass
+    partitioned by channel declares ``("tenant_id", "channel_id")``.
+    ``zapflow.contracts.subjects.subject_for`` reads it, so the subject shape is declared once,
+    next to the fields it reads.
+    """
+
+    subject_fields: ClassVar[tuple[str, ...]] = ("tenant_id",)
 
     id: UUID = Field(default_factory=uuid4, description="Unique id; also the Nats-Msg-Id.")
     type: str = Field(description="Versioned type name, equal to the subject prefix.")

@@ -1,8 +1,8 @@
 """The canonical WhatsApp model: what every provider's payload is normalized into.
 
-Provider adapters (``zapflow.providers``) produce these types; ingest stores them; events carry them.
-Anything a provider sends that does not map to a known kind becomes ``MessageKind.UNSUPPORTED`` with
-the provider's raw item kept in ``raw`` — never dropped.
+Provider adapters (``zapflow.providers``) produce these types; ingest stores them; events carry
+them. Anything a provider sends that does not map to a known kind becomes
+``MessageKind.UNSUPPORTED`` with the provider's raw item kept in ``raw`` — never dropped.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class MessageKind(StrEnum):
 
 
 class DeliveryStatus(StrEnum):
-    """Lifecycle of a message. ``failed`` and ``vetoed`` are terminal; the rest only move forward."""
+    """Lifecycle of a message. ``failed`` and ``vetoed`` are terminal; the rest move forward."""
 
     QUEUED = "queued"
     SENT = "sent"
@@ -78,7 +78,9 @@ class Party(Contract):
 
     phone: PhoneE164 | None = Field(default=None, description="E.164 phone, when known.")
     wa_id: str | None = Field(default=None, description="Provider's raw id (wa_id, JID) as sent.")
-    lid: str | None = Field(default=None, description="WhatsApp LID identity, when addressed by LID.")
+    lid: str | None = Field(
+        default=None, description="WhatsApp LID identity, when addressed by LID."
+    )
     name: str | None = Field(default=None, description="Profile (push) name.")
 
 

@@ -1,7 +1,7 @@
 """Dead letters: what a consumer gave up on, kept byte for byte with the error.
 
 Records go to ``zf.dlq.dead_lettered.v1.<tenant>.<service>`` (stream ``ZF_DLQ``); the tenant is
-the failed message's ``Zf-Tenant`` header, or ``system`` when the message carried none.
+the failed message's ``Zf-Tenant`` header, or the reserved system tenant when it carried none.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ from zapflow.contracts import headers as h
 from zapflow.contracts.dlq.v1 import DeadLettered
 from zapflow.contracts.envelope import utcnow
 from zapflow.contracts.subjects import subject_for
-from zapflow.contracts.types import ServiceName
+from zapflow.contracts.types import SYSTEM_TENANT_ID, ServiceName
 from zapflow.runtime.broker import Publisher
 
 logger = logging.getLogger(__name__)
 
-SYSTEM_TENANT = "system"
 _KEPT_HEADERS = (h.NATS_MSG_ID, h.ZF_TYPE, h.ZF_TENANT, h.ZF_CORRELATION_ID, h.TRACEPARENT)
 
 
@@ -29,7 +28,7 @@ def record_for(msg: Msg, exc: BaseException, service: ServiceName) -> DeadLetter
     headers = dict(msg.headers or {})
     meta = msg.metadata
     return DeadLettered(
-        tenant_id=headers.get(h.ZF_TENANT) or SYSTEM_TENANT,
+        tenant_id=headers.get(h.ZF_TENANT) or SYSTEM_TENANT_ID,
         service=service,
         consumer=meta.consumer,
         original_subject=msg.subject,

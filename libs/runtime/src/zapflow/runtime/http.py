@@ -18,8 +18,14 @@ class Server(uvicorn.Server):
         yield
 
 
-def build_server(routes: Sequence[BaseRoute], host: str, port: int) -> Server:
-    app = Starlette(routes=list(routes))
+def build_server(
+    routes: Sequence[BaseRoute], host: str, port: int, app: Starlette | None = None
+) -> Server:
+    """Serve ``routes`` — added to ``app`` when the service built its own (the gateway)."""
+    if app is None:
+        app = Starlette(routes=list(routes))
+    else:
+        app.router.routes.extend(routes)
     config = uvicorn.Config(
         app,
         host=host,

@@ -19,6 +19,7 @@ from importlib.resources.abc import Traversable
 import asyncpg
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
+from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from zapflow.contracts.streams import ConsumerSpec, StreamSpec, stream_named
@@ -56,6 +57,7 @@ class Service:
         self.streams = tuple(declared.values())
         self.migrations = migrations
         self.routes: list[BaseRoute] = []
+        self.app: Starlette | None = None  # a service with its own ASGI app sets it in setup
         self.resources = contextlib.AsyncExitStack()
         self.stopping = asyncio.Event()
         self._setup = setup
@@ -110,7 +112,7 @@ class Service:
         if self._setup is not None:
             await self._setup(self)
         self.routes.extend(health.health_routes(self.name, self.readiness_checks()))
-        self._server = build_server(self.routes, s.http_host, s.http_port)
+        self._server = build_server(self.routes, s.http_host, s.http_port, self.app)
         self._tasks.append(asyncio.create_task(self._server.serve(), name=f"{self.name}-http"))
         for c in self._consumers:
             self._tasks.append(asyncio.create_task(c.run(self.stopping), name=c.spec.durable))

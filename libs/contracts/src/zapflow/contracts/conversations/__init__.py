@@ -1,0 +1,4 @@
+"""Conversations context: assignment and status, produced by ingest.
+
+One module per major version: ``v1.py``, then ``v2.py`` beside it when a change breaks.
+"""

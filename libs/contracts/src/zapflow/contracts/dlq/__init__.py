@@ -1,0 +1,4 @@
+"""Dead-letter context: messages services gave up on.
+
+One module per major version: ``v1.py``, then ``v2.py`` beside it when a change breaks.
+"""

@@ -1,0 +1,4 @@
+"""Messages context: the conversation timeline, produced by ingest.
+
+One module per major version: ``v1.py``, then ``v2.py`` beside it when a change breaks.
+"""

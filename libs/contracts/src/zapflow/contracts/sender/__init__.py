@@ -1,0 +1,4 @@
+"""Commands to the sender (work queue, partitioned by channel).
+
+One module per major version: ``v1.py``, then ``v2.py`` beside it when a change breaks.
+"""

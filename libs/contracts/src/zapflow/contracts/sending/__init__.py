@@ -1,0 +1,4 @@
+"""Sending context: one outbound send from request to provider outcome.
+
+One module per major version: ``v1.py``, then ``v2.py`` beside it when a change breaks.
+"""

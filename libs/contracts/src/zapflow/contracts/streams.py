@@ -1,0 +1,296 @@
+"""Every JetStream stream and durable consumer of Zapflow, as ``StreamSpec``/``ConsumerSpec`` data.
+
+Retention, chosen per stream:
+
+- **limits** for event streams. Several services consume them, each at its own pace, and keeping
+  history (``max_age_s``) lets a new consumer or a fixed bug replay it. Send requests are here too:
+  both compliance and ingest read them, so a work queue would not do.
+- **workqueue** for command streams with exactly one consumer group (``ZF_INGEST``,
+  ``ZF_COMPLIANCE``, ``ZF_DISPATCHER``, ``ZF_SENDER``): an acked command is deleted, so the stream
+  size *is* the backlog (what sender autoscaling watches), and nothing published before the consumer
+  exists is lost. NATS rejects overlapping consumers on a work queue; the partition consumers of
+  ``ZF_SENDER`` filter disjoint partition tokens.
+- **interest** is not used: it drops messages published while a consumer does not exist yet, which
+  start-up order cannot rule out.
+
+Ordering: ``send_requested`` and ``send_approved`` are stored with a partition token hashed from
+(tenant, channel) and consumed one partition per consumer; with one replica at a time on each
+partition (the owning service holds a lease), sends to a channel keep their requested order.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from zapflow.contracts import subjects as s
+from zapflow.contracts.specs import SHARED as SHARED
+from zapflow.contracts.specs import ConsumerSpec as ConsumerSpec
+from zapflow.contracts.specs import StreamSpec as StreamSpec
+from zapflow.contracts.specs import (
+    command_stream,
+    events_stream,
+    partitioned_consumers,
+)
+
+MINUTE: Final = 60.0
+DAY: Final = 86_400.0
+
+
+ZF_INBOUND: Final = events_stream(
+    "inbound",
+    "gateway",
+    "Raw provider webhooks; kept a week so ingest can re-parse them after a fix.",
+    max_age_s=7 * DAY,
+)
+ZF_MESSAGES: Final = events_stream(
+    "messages", "ingest", "Timeline: received, outbound recorded, status changed, edited, revoked."
+)
+ZF_CONTACTS: Final = events_stream("contacts", "ingest", "Contacts created or changed.")
+ZF_CONVERSATIONS: Final = events_stream(
+    "conversations", "ingest", "Conversation assignment and status."
+)
+ZF_CONSENT: Final = events_stream("consent", "compliance", "Opt-ins and opt-outs.")
+ZF_SENDING: Final = events_stream(
+    "sending",
+    "compliance",
+    "Send requests (partitioned by channel), vetoes, deferrals and provider outcomes.",
+    max_age_s=14 * DAY,
+    duplicate_window_s=10 * MINUTE,
+    subject_transform=s.partition_transform(s.SENDING_REQUESTED_V1),
+)
+ZF_SENDER: Final = StreamSpec(
+    name="ZF_SENDER",
+    subjects=(f"{s.SENDER_SEND_APPROVED_V1}.*.*",),
+    retention="workqueue",
+    duplicate_window_s=10 * MINUTE,
+    max_age_s=None,
+    owner="sender",
+    subject_transform=s.partition_transform(s.SENDER_SEND_APPROVED_V1),
+    description="Approved sends, partitioned by channel; the backlog drives sender autoscaling.",
+)
+ZF_CAMPAIGNS: Final = events_stream(
+    "campaigns", "dispatcher", "Campaign lifecycle, progress and recipient states."
+)
+ZF_CHANNELS: Final = events_stream(
+    "channels",
+    "gateway",
+    "Channel settings: the last event per channel and kind, kept forever.",
+    max_age_s=None,
+    max_msgs_per_subject=1,
+)
+ZF_INGEST: Final = command_stream("ingest", "ingest", "Commands to ingest (conversations).")
+ZF_COMPLIANCE: Final = command_stream(
+    "compliance", "compliance", "Commands to compliance (consent)."
+)
+ZF_DISPATCHER: Final = command_stream("dispatcher", "dispatcher", "Commands to the dispatcher.")
+ZF_DLQ: Final = events_stream(
+    "dlq", SHARED, "Dead letters of every service, kept a month for inspection and replay."
+)
+
+ALL_STREAMS: Final = (
+    ZF_INBOUND,
+    ZF_MESSAGES,
+    ZF_CONTACTS,
+    ZF_CONVERSATIONS,
+    ZF_CONSENT,
+    ZF_SENDING,
+    ZF_SENDER,
+    ZF_CAMPAIGNS,
+    ZF_CHANNELS,
+    ZF_INGEST,
+    ZF_COMPLIANCE,
+    ZF_DISPATCHER,
+    ZF_DLQ,
+)
+
+
+INGEST_RAW: Final = ConsumerSpec(
+    durable="ingest-raw",
+    stream=ZF_INBOUND.name,
+    owner="ingest",
+    filter_subjects=(s.every(s.INBOUND_WEBHOOK_RECEIVED_V1),),
+    backoff_s=(30, 60, 120, 300),
+    description="Parse raw webhooks into contacts, conversations, messages and statuses.",
+)
+INGEST_OUTBOUND: Final = ConsumerSpec(
+    durable="ingest-outbound",
+    stream=ZF_SENDING.name,
+    owner="ingest",
+    filter_subjects=tuple(
+        s.every(t)
+        for t in (
+            s.SENDING_REQUESTED_V1,
+            s.SENDING_VETOED_V1,
+            s.SENDING_SENT_V1,
+            s.SENDING_FAILED_V1,
+        )
+    ),
+    description="Record outbound messages in timelines and turn send outcomes into statuses.",
+)
+INGEST_COMMANDS: Final = ConsumerSpec(
+    durable="ingest-commands",
+    stream=ZF_INGEST.name,
+    owner="ingest",
+    filter_subjects=ZF_INGEST.subjects,
+    description="Execute conversation commands.",
+)
+
+COMPLIANCE_REQUESTS: Final = partitioned_consumers(
+    "compliance-requests",
+    ZF_SENDING,
+    s.SENDING_REQUESTED_V1,
+    "compliance",
+    "Approve, veto or defer send requests in order per channel",
+    max_ack_pending=200,
+)
+COMPLIANCE_INBOUND: Final = ConsumerSpec(
+    durable="compliance-inbound",
+    stream=ZF_MESSAGES.name,
+    owner="compliance",
+    filter_subjects=(s.every(s.MESSAGES_RECEIVED_V1),),
+    description="Open 24 h service windows and detect opt-in/opt-out keywords.",
+)
+COMPLIANCE_COMMANDS: Final = ConsumerSpec(
+    durable="compliance-commands",
+    stream=ZF_COMPLIANCE.name,
+    owner="compliance",
+    filter_subjects=ZF_COMPLIANCE.subjects,
+    description="Execute consent commands.",
+)
+COMPLIANCE_CHANNELS: Final = ConsumerSpec(
+    durable="compliance-channels",
+    stream=ZF_CHANNELS.name,
+    owner="compliance",
+    filter_subjects=ZF_CHANNELS.subjects,
+    description="Keep channel policies and daily caps.",
+)
+COMPLIANCE_CAMPAIGNS: Final = ConsumerSpec(
+    durable="compliance-campaigns",
+    stream=ZF_CAMPAIGNS.name,
+    owner="compliance",
+    filter_subjects=(s.every(s.CAMPAIGNS_CANCELLED_V1),),
+    description="Veto requests of cancelled campaigns still in flight.",
+)
+
+DISPATCHER_COMMANDS: Final = ConsumerSpec(
+    durable="dispatcher-commands",
+    stream=ZF_DISPATCHER.name,
+    owner="dispatcher",
+    filter_subjects=ZF_DISPATCHER.subjects,
+    description="Execute campaign commands.",
+)
+DISPATCHER_STATUS: Final = ConsumerSpec(
+    durable="dispatcher-status",
+    stream=ZF_MESSAGES.name,
+    owner="dispatcher",
+    filter_subjects=(s.every(s.MESSAGES_STATUS_CHANGED_V1),),
+    description="Move campaign recipients through their states; update progress.",
+)
+DISPATCHER_CONTACTS: Final = ConsumerSpec(
+    durable="dispatcher-contacts",
+    stream=ZF_CONTACTS.name,
+    owner="dispatcher",
+    filter_subjects=(s.every(s.CONTACTS_UPDATED_V1),),
+    description="Keep the contact data audiences and segments are built from.",
+)
+DISPATCHER_CHANNELS: Final = ConsumerSpec(
+    durable="dispatcher-channels",
+    stream=ZF_CHANNELS.name,
+    owner="dispatcher",
+    filter_subjects=ZF_CHANNELS.subjects,
+    description="Know which channels campaigns may use.",
+)
+
+SENDER_APPROVED: Final = partitioned_consumers(
+    "sender-approved",
+    ZF_SENDER,
+    s.SENDER_SEND_APPROVED_V1,
+    "sender",
+    "Pace and send approved messages to the provider",
+    ack_wait_s=60.0,
+    max_ack_pending=100,
+)
+SENDER_CHANNELS: Final = ConsumerSpec(
+    durable="sender-channels",
+    stream=ZF_CHANNELS.name,
+    owner="sender",
+    filter_subjects=ZF_CHANNELS.subjects,
+    description="Keep pace settings and provider details.",
+)
+
+_REALTIME_SOURCES: Final = (ZF_MESSAGES, ZF_CONVERSATIONS, ZF_CONTACTS, ZF_CAMPAIGNS, ZF_CONSENT)
+
+REALTIME_EVENTS: Final = (
+    *(
+        ConsumerSpec(
+            durable="realtime-events",
+            stream=stream.name,
+            owner="realtime",
+            filter_subjects=stream.subjects,
+            deliver_policy="new",
+            ack_wait_s=10.0,
+            max_deliver=5,
+            description=f"Push {stream.name} events to the operator sessions allowed to see them.",
+        )
+        for stream in _REALTIME_SOURCES
+    ),
+    ConsumerSpec(
+        durable="realtime-events",
+        stream=ZF_SENDING.name,
+        owner="realtime",
+        filter_subjects=(s.every(s.SENDING_DEFERRED_V1),),
+        deliver_policy="new",
+        ack_wait_s=10.0,
+        max_deliver=5,
+        description="Show operators deferred sends.",
+    ),
+)
+REALTIME_WEBHOOKS: Final = tuple(
+    ConsumerSpec(
+        durable="realtime-webhooks",
+        stream=stream.name,
+        owner="realtime",
+        filter_subjects=stream.subjects,
+        deliver_policy="new",
+        description=f"Queue {stream.name} events for tenant webhooks (HMAC-signed, retried).",
+    )
+    for stream in _REALTIME_SOURCES
+)
+
+ALL_CONSUMERS: Final = (
+    INGEST_RAW,
+    INGEST_OUTBOUND,
+    INGEST_COMMANDS,
+    *COMPLIANCE_REQUESTS,
+    COMPLIANCE_INBOUND,
+    COMPLIANCE_COMMANDS,
+    COMPLIANCE_CHANNELS,
+    COMPLIANCE_CAMPAIGNS,
+    DISPATCHER_COMMANDS,
+    DISPATCHER_STATUS,
+    DISPATCHER_CONTACTS,
+    DISPATCHER_CHANNELS,
+    *SENDER_APPROVED,
+    SENDER_CHANNELS,
+    *REALTIME_EVENTS,
+    *REALTIME_WEBHOOKS,
+)
+
+
+def stream_named(name: str) -> StreamSpec:
+    """The stream declared with ``name``; raises ``KeyError`` if none is."""
+    for stream in ALL_STREAMS:
+        if stream.name == name:
+            return stream
+    raise KeyError(name)
+
+
+def streams_owned_by(service: str, *, include_shared: bool = True) -> tuple[StreamSpec, ...]:
+    """Streams ``service`` declares at start-up: its own, plus shared ones (the DLQ) by default."""
+    owners = {service, SHARED} if include_shared else {service}
+    return tuple(stream for stream in ALL_STREAMS if stream.owner in owners)
+
+
+def consumers_owned_by(service: str) -> tuple[ConsumerSpec, ...]:
+    """Durable consumers ``service`` declares and pulls from."""
+    return tuple(consumer for consumer in ALL_CONSUMERS if consumer.owner == service)
