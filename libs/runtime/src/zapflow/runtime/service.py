@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from importlib.resources.abc import Traversable
+from typing import Any
 
 import asyncpg
 from nats.aio.client import Client as NATS
@@ -27,6 +28,7 @@ from zapflow.contracts.types import ServiceName
 from zapflow.runtime import broker, db, dlq, health
 from zapflow.runtime.consumer import Consumer, Handler
 from zapflow.runtime.http import Server, build_server
+from zapflow.runtime.partitions import PartitionLeases
 from zapflow.runtime.settings import BaseServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -62,6 +64,7 @@ class Service:
         self.stopping = asyncio.Event()
         self._setup = setup
         self._consumers: list[Consumer] = []
+        self._runners: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._server: Server | None = None
         self._nc: NATS | None = None
@@ -96,6 +99,50 @@ class Service:
             )
         )
 
+    def consume_partitioned(
+        self,
+        specs: Sequence[ConsumerSpec],
+        handler: Handler,
+        *,
+        batch: int = 64,
+        ttl_s: float = 6.0,
+        renew_s: float = 1.5,
+    ) -> PartitionLeases:
+        """Consume the partitions this replica holds a lease on, one consumer task each.
+
+        ``specs`` are the consumers of one partitioned stream (``partition`` set on each). Leases
+        move partitions between replicas (see ``zapflow.runtime.partitions``); a partition's
+        consumer is stopped (message in hand finished, the rest nak'ed) before its lease goes.
+        """
+        by_partition = {spec.partition: spec for spec in specs if spec.partition is not None}
+        if sorted(by_partition) != list(range(len(specs))):
+            raise ValueError("partitioned consumers must be numbered 0..N-1")
+        group = specs[0].durable.rsplit("-p", 1)[0]
+        leases = PartitionLeases(self.js, group, len(specs), ttl_s=ttl_s, renew_s=renew_s)
+        running: dict[int, tuple[asyncio.Event, asyncio.Task[None]]] = {}
+        dead_letter = dlq.DeadLetters(self.js, self.name)
+
+        async def acquired(partition: int) -> None:
+            spec = by_partition[partition]
+            consumer = Consumer(self.js, spec, handler, dead_letter=dead_letter, batch=batch)
+            stop = asyncio.Event()
+            running[partition] = (stop, asyncio.create_task(consumer.run(stop), name=spec.durable))
+
+        async def released(partition: int) -> None:
+            stop, task = running.pop(partition)
+            stop.set()
+            try:
+                await asyncio.wait_for(task, self.settings.shutdown_grace_s)
+            except TimeoutError:
+                logger.error(
+                    "partition consumer did not stop in time", extra={"partition": partition}
+                )
+            except Exception:
+                logger.exception("partition consumer failed", extra={"partition": partition})
+
+        self._runners.append(lambda stop: leases.run(stop, acquired, released))
+        return leases
+
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         s = self.settings
@@ -116,6 +163,8 @@ class Service:
         self._tasks.append(asyncio.create_task(self._server.serve(), name=f"{self.name}-http"))
         for c in self._consumers:
             self._tasks.append(asyncio.create_task(c.run(self.stopping), name=c.spec.durable))
+        for runner in self._runners:
+            self._tasks.append(asyncio.create_task(runner(self.stopping)))
         while not self._server.started:
             if self._tasks[0].done():
                 self._tasks[0].result()  # surfaces a bind error
