@@ -168,3 +168,50 @@ async def test_service_serves_health_readiness_and_metrics_then_stops_cleanly(
     async with httpx.AsyncClient() as c:
         with pytest.raises(httpx.ConnectError):
             await c.get(f"http://127.0.0.1:{s.http_port}/healthz")
+
+
+async def test_partitioned_consumers_process_every_partition_and_stop_promptly(
+    nats_url: str, js: JetStreamContext
+) -> None:
+    name = unique("pt").replace("-", "_")
+    stream = StreamSpec(
+        name=f"ZF_TEST_{name.upper()}",
+        subjects=(f"test.{name}.>",),
+        retention="workqueue",
+        duplicate_window_s=60,
+        max_age_s=None,
+        owner="sender",
+        description="partitioned test stream",
+    )
+    specs = [
+        ConsumerSpec(
+            durable=f"sender-{name.replace('_', '-')}-p{p}",
+            stream=stream.name,
+            filter_subjects=(f"test.{name}.p{p}.>",),
+            owner="sender",
+            description="partition",
+            partition=p,
+        )
+        for p in range(16)
+    ]
+    seen: set[bytes] = set()
+
+    async def handler(msg: Msg) -> None:
+        seen.add(msg.data)
+
+    async def setup(svc: Service) -> None:
+        svc.consume_partitioned(specs, handler)
+
+    svc = Service(
+        "sender", settings(nats_url), streams=[stream, ZF_DLQ], consumers=specs, setup=setup
+    )
+    async with svc.running():
+        for p in range(16):
+            await publish(js, f"test.{name}.p{p}.x", f"m{p}".encode())
+        for _ in range(100):
+            if len(seen) == 16:
+                break
+            await asyncio.sleep(0.1)
+        started = asyncio.get_running_loop().time()
+    assert len(seen) == 16
+    assert asyncio.get_running_loop().time() - started < 4  # 16 partitions released together

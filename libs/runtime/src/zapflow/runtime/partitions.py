@@ -93,9 +93,11 @@ class PartitionLeases:
                 await self._expire_stale(on_released)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.renew_s)
-        finally:
-            for partition in sorted(self.owned):
-                await self._release(partition, on_released)
+        finally:  # stop every partition's work together, then hand the leases back
+            await asyncio.gather(*(self._release(p, on_released) for p in sorted(self.owned)))
+            if self._kv is not None:
+                with contextlib.suppress(Exception):  # a restart must not count a ghost member
+                    await self._kv.delete(f"{self.group}.members.{self.replica_id}")
 
     async def _tick(self, on_acquired: Callback, on_released: Callback) -> None:
         kv = self._kv

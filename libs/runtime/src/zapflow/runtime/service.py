@@ -65,6 +65,7 @@ class Service:
         self._setup = setup
         self._consumers: list[Consumer] = []
         self._runners: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = []
+        self._partition_tasks: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._server: Server | None = None
         self._nc: NATS | None = None
@@ -126,7 +127,10 @@ class Service:
             spec = by_partition[partition]
             consumer = Consumer(self.js, spec, handler, dead_letter=dead_letter, batch=batch)
             stop = asyncio.Event()
-            running[partition] = (stop, asyncio.create_task(consumer.run(stop), name=spec.durable))
+            task = asyncio.create_task(consumer.run(stop), name=spec.durable)
+            running[partition] = (stop, task)
+            self._partition_tasks.add(task)
+            task.add_done_callback(self._partition_tasks.discard)
 
         async def released(partition: int) -> None:
             stop, task = running.pop(partition)
@@ -176,7 +180,7 @@ class Service:
         consumer_tasks = self._tasks[1:]
         if consumer_tasks:
             _, pending = await asyncio.wait(consumer_tasks, timeout=self.settings.shutdown_grace_s)
-            for task in pending:
+            for task in pending | self._partition_tasks:
                 task.cancel()
         if self._server is not None:
             self._server.should_exit = True

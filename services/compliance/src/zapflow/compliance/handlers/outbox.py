@@ -1,0 +1,27 @@
+"""Publishing what the outbox holds; JetStream de-duplicates re-publishes by event id."""
+
+from __future__ import annotations
+
+import logging
+
+from zapflow.compliance.ports import Clock, Publisher, Store
+from zapflow.contracts.registry import parse_event
+
+logger = logging.getLogger(__name__)
+
+
+async def flush_outbox(
+    store: Store,
+    publish: Publisher,
+    clock: Clock,
+    *,
+    caused_by: str | None = None,
+    older_than_s: float = 0.0,
+) -> int:
+    """Publish unpublished events (of one cause, or every one older than ``older_than_s``)."""
+    items = await store.unpublished(caused_by=caused_by, older_than_s=older_than_s)
+    for item in items:
+        await publish(item.subject, parse_event(item.type, item.payload))
+    if items:
+        await store.mark_published([item.event_id for item in items], clock.now())
+    return len(items)

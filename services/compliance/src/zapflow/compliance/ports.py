@@ -1,0 +1,158 @@
+"""What the handlers need from the outside world, as Protocols; adapters implement them.
+
+``Store.unit()`` opens one database transaction (a :class:`Unit`): everything a handler writes,
+its outbox events included, commits together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+from uuid import UUID
+
+from zapflow.compliance.domain import ChannelState, ConsentRecord, Outcome, TenantRules
+from zapflow.contracts.envelope import Event
+from zapflow.contracts.sending.v1 import SendRequest
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDecision:
+    """The current decision on a message, as kept in ``decisions``."""
+
+    message_id: UUID
+    tenant_id: str
+    channel_id: str
+    decision_id: UUID
+    seq: int
+    outcome: Outcome
+    reason: str | None
+    text: str
+    until: datetime | None
+    decided_at: datetime
+    request: SendRequest
+    request_event_id: UUID
+    correlation_id: UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """A channel's daily counter and what it already holds about one recipient and content."""
+
+    recipients_today: int
+    recipient_counted_today: bool
+    last_same_content_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DueSend:
+    message_id: UUID
+    tenant_id: str
+    channel_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    event_id: UUID
+    subject: str
+    type: str
+    payload: str
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class Publisher(Protocol):
+    async def __call__(
+        self, subject: str, event: Event, headers: dict[str, str] | None = None
+    ) -> object: ...
+
+
+class Unit(Protocol):
+    """One transaction over compliance's tables."""
+
+    async def claim_event(self, event_id: UUID, consumer: str) -> bool:
+        """Record ``event_id`` as processed; False if it already was (inbox)."""
+
+    async def lock_channel(self, tenant_id: str, channel_id: str) -> None:
+        """Serialize decisions of one channel until the transaction ends."""
+
+    async def rules(self, tenant_id: str) -> TenantRules: ...
+    async def channel(self, tenant_id: str, channel_id: str) -> ChannelState | None: ...
+
+    async def put_channel(self, tenant_id: str, channel: ChannelState, at: datetime) -> None:
+        """Upsert unless a newer change was applied; keeps the earliest ``registered_at``."""
+
+    async def disable_channel(self, tenant_id: str, channel_id: str, at: datetime) -> None: ...
+    async def consents(self, tenant_id: str, addresses: Sequence[str]) -> list[ConsentRecord]: ...
+
+    async def put_consent(self, tenant_id: str, address: str, record: ConsentRecord) -> bool:
+        """Store ``record`` unless the stored one for its scope is newer; True if stored."""
+
+    async def last_inbound(
+        self, tenant_id: str, channel_id: str, addresses: Sequence[str]
+    ) -> datetime | None: ...
+    async def record_inbound(
+        self, tenant_id: str, channel_id: str, addresses: Sequence[str], at: datetime
+    ) -> None: ...
+    async def decision(self, message_id: UUID) -> StoredDecision | None: ...
+    async def save_decision(self, decision: StoredDecision) -> None: ...
+    async def usage(
+        self, tenant_id: str, channel_id: str, day: date, address: str, fingerprint: str
+    ) -> Usage: ...
+
+    async def record_send(
+        self,
+        tenant_id: str,
+        channel_id: str,
+        day: date,
+        address: str,
+        fingerprint: str,
+        at: datetime,
+        *,
+        new_recipient: bool,
+    ) -> None:
+        """Remember an approval: content fingerprint, and the recipient in today's counter."""
+
+    async def defer(self, decision: StoredDecision) -> None:
+        """Keep a deferred send until ``decision.until``."""
+
+    async def take_deferred(self, message_id: UUID, now: datetime) -> bool:
+        """Remove a deferred send that is due and not taken by another replica; True if taken."""
+
+    async def is_confirmation(self, tenant_id: str, message_id: UUID) -> bool: ...
+    async def add_confirmation(self, tenant_id: str, message_id: UUID) -> None: ...
+    async def campaign_cancelled(self, tenant_id: str, campaign_id: UUID) -> bool: ...
+
+    async def cancel_campaign(self, tenant_id: str, campaign_id: UUID, at: datetime) -> None:
+        """Record the cancellation and make the campaign's deferred sends due now."""
+
+    async def enqueue(self, caused_by: str, subject: str, event: Event) -> None:
+        """Add ``event`` to the outbox (once per event id)."""
+
+
+class Store(Protocol):
+    def unit(self) -> AbstractAsyncContextManager[Unit]: ...
+    async def due(self, now: datetime, limit: int) -> list[DueSend]: ...
+
+    async def unpublished(
+        self, *, caused_by: str | None = None, older_than_s: float = 0.0, limit: int = 500
+    ) -> list[OutboxItem]:
+        """Outbox events not yet published, oldest first."""
+
+    async def mark_published(self, event_ids: Sequence[UUID], at: datetime) -> None: ...
+    async def find_decision(self, tenant_id: str, message_id: UUID) -> StoredDecision | None: ...
+
+    async def find_rules(self, tenant_id: str) -> tuple[TenantRules, datetime] | None:
+        """The tenant's stored rules and when they changed; None when it uses the defaults."""
+
+    async def put_rules(self, tenant_id: str, rules: TenantRules, at: datetime) -> None: ...
+    async def find_consents(
+        self, tenant_id: str, addresses: Sequence[str]
+    ) -> list[ConsentRecord]: ...
+
+    async def prune(self, now: datetime) -> None:
+        """Forget what no rule can need any more (old counters, fingerprints, outbox rows)."""
