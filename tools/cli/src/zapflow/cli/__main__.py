@@ -8,6 +8,7 @@ import sys
 import typer
 
 from zapflow.cli import stack, topology
+from zapflow.cli.audit_cmd import app as audit_app
 from zapflow.cli.migrations import migrate_all
 from zapflow.cli.providers_cmd import app as providers_app
 from zapflow.cli.status import jetstream_state, service_health
@@ -15,6 +16,9 @@ from zapflow.cli.status import jetstream_state, service_health
 app = typer.Typer(help="Zapflow: run, inspect and operate the system.", no_args_is_help=True)
 app.add_typer(
     providers_app, name="providers", help="Parse provider payloads into canonical events."
+)
+app.add_typer(
+    audit_app, name="audit", help="Compare what Zapflow sent with what the provider accepted."
 )
 
 

@@ -55,7 +55,7 @@ async def service_health() -> list[ServiceHealth]:
 
 
 async def jetstream_state(nats_url: str) -> tuple[list[StreamRow], list[ConsumerRow]]:
-    nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=0)
+    nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=1)
     try:
         js = nc.jetstream()
         streams: list[StreamRow] = []
