@@ -1,1 +1,1 @@
-"""Zapflow gateway: hTTP edge: REST API, provider webhooks, operator WebSocket and console."""
+"""Zapflow gateway: HTTP edge: REST API, provider webhooks, operator WebSocket and console."""

@@ -1,10 +1,24 @@
-"""Settings of the gateway service (environment variables ``ZF_GATEWAY_*``)."""
+"""Settings of the gateway service (environment variables ``ZF_GATEWAY_*``).
+
+``ZF_GATEWAY_SECRETS_KEY`` encrypts channel secrets at rest (see :mod:`zapflow.gateway.crypto`).
+Its default, :data:`DEV_SECRETS_KEY`, is public (it is in this file) and exists only so that
+``zapflow up`` and the tests run without configuration: every deployment sets its own key, and
+the gateway logs a warning at start-up while it runs on the development key.
+"""
 
 from __future__ import annotations
 
+from typing import Final
+
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from zapflow.runtime.settings import BaseServiceSettings
+
+DEV_SECRETS_KEY: Final = "ZGV2LW9ubHktemFwZmxvdy1nYXRld2F5LWtleS0wMDE"
+"""Development-only AES-256 key (base64url of 32 ASCII bytes). Never use it in production."""
+
+MIB: Final = 1024 * 1024
 
 
 class Settings(BaseServiceSettings):
@@ -13,3 +27,42 @@ class Settings(BaseServiceSettings):
     )
 
     http_port: int = 8080
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL providers reach the gateway at, used in the webhook URLs the API "
+        "shows; defaults to http://<http_host>:<http_port>.",
+    )
+    secrets_key: SecretStr = Field(
+        default=SecretStr(DEV_SECRETS_KEY),
+        description="Comma-separated base64url AES-256 keys; the first encrypts, all decrypt "
+        "(rotation). The default is a public development key.",
+    )
+    webhook_max_body_bytes: int = Field(default=MIB, ge=1024)
+    webhook_rate_per_s: float = Field(
+        default=300.0, gt=0, description="Per-channel webhook flood limit: sustained rate."
+    )
+    webhook_burst: int = Field(
+        default=1000, ge=1, description="Per-channel webhook flood limit: bucket size."
+    )
+    webhook_publish_timeout_s: float = Field(
+        default=5.0, gt=0, description="Wait this long for JetStream's ack, then answer 503."
+    )
+    channel_cache_refresh_s: float = Field(
+        default=30.0, gt=0, description="Full reload of the webhook channel cache."
+    )
+    outbox_poll_s: float = Field(
+        default=1.0, gt=0, description="Outbox relay poll interval (NOTIFY wakes it sooner)."
+    )
+    gc_freeze: bool = Field(
+        default=True,
+        description="gc.freeze() once started: long-lived start-up objects skip full GC passes.",
+    )
+    outbox_retention_days: int = Field(default=7, ge=1, description="Keep sent outbox rows.")
+
+    @property
+    def webhook_base_url(self) -> str:
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
+
+    @property
+    def uses_dev_secrets_key(self) -> bool:
+        return DEV_SECRETS_KEY in self.secrets_key.get_secret_value().split(",")

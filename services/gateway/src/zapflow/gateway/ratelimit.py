@@ -1,0 +1,67 @@
+"""Per-channel webhook flood limit: one token bucket per channel, in memory, per process.
+
+A flood (a misconfigured provider retry loop, someone replaying a captured webhook) should cost
+one dictionary lookup and a 429, not a JetStream publish each. Limits are per gateway replica;
+a provider spreading a flood across replicas gets ``replicas x rate``, which is fine for a
+safety valve. Providers retry 429 answers, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Final
+
+_ONE: Final = 1.0 - 1e-9
+"""A whole token, give or take floating-point error in the refill arithmetic."""
+
+
+class TokenBucket:
+    """``burst`` tokens, refilled at ``rate`` per second; each request takes one."""
+
+    __slots__ = ("_clock", "_last", "_tokens", "burst", "rate")
+
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be positive and burst at least 1")
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._last = clock()
+
+    def take(self) -> float:
+        """0.0 if a token was taken, else the seconds until one will be available."""
+        now = self._clock()
+        tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if tokens >= _ONE:
+            self._tokens = max(0.0, tokens - 1.0)
+            return 0.0
+        self._tokens = tokens
+        return (1.0 - tokens) / self.rate
+
+
+class FloodGuard:
+    """One :class:`TokenBucket` per key (channel id), created on first use."""
+
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._clock = clock
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def take(self, key: str) -> float:
+        """0.0 if allowed, else the seconds to wait (for ``Retry-After``)."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(self._rate, self._burst, self._clock)
+        return bucket.take()
+
+    def forget(self, key: str) -> None:
+        """Drop a key's bucket (its channel was disabled or removed)."""
+        self._buckets.pop(key, None)
