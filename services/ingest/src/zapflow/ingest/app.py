@@ -1,22 +1,132 @@
-"""Composition root of the ingest service."""
+"""Composition root of the ingest service.
+
+``create_service(settings, deps)`` wires the ingest-raw consumer, the read-side responders
+(queue group ``ingest``), the media worker and the retention purge onto the runtime's
+:class:`Service`. ``Deps`` lets tests and benchmarks swap the edges: the raw consumer spec (a
+unique durable filtered to a test's tenants), the HTTP transport of media downloads, the media
+store and the credentials lookup.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from importlib.resources import files
-from typing import Final
+from typing import Any, Final
 
-from zapflow.contracts.streams import consumers_owned_by, streams_owned_by
+import httpx
+from nats.aio.msg import Msg
+
+from zapflow.contracts.inbound.v1 import WebhookReceived
+from zapflow.contracts.streams import INGEST_RAW, ConsumerSpec, consumers_owned_by, streams_owned_by
+from zapflow.ingest.adapters.credentials import NatsCredentials
+from zapflow.ingest.adapters.pg_ingest import PgIngestStore
+from zapflow.ingest.adapters.pg_media import PgMediaQueue
+from zapflow.ingest.adapters.pg_queries import PgReadStore
+from zapflow.ingest.handlers import handle_raw
+from zapflow.ingest.maintenance import Retention, run_purge
+from zapflow.ingest.media.sources import MediaFetcher
+from zapflow.ingest.media.store import media_store
+from zapflow.ingest.media.worker import MediaWorker, WorkerSettings
+from zapflow.ingest.ports import CredentialsLookup, MediaStore
+from zapflow.ingest.queries import QueryHandlers, Responders
 from zapflow.ingest.settings import Settings
 from zapflow.runtime.service import Service
 
 NAME: Final = "ingest"
 
 
-def create_service(settings: Settings) -> Service:
+@dataclass(frozen=True)
+class Deps:
+    """Replaceable edges; None means the production default built from settings."""
+
+    raw_consumer: ConsumerSpec = INGEST_RAW
+    http_transport: httpx.AsyncBaseTransport | None = None
+    media_store: MediaStore | None = None
+    credentials: CredentialsLookup | None = None
+    background: bool = True  # media worker and purge tasks
+
+
+def create_service(settings: Settings, deps: Deps | None = None) -> Service:
+    deps = deps or Deps()
+    # production declares every ingest consumer; a test's own raw durable replaces them all
+    owned = consumers_owned_by(NAME)
+    consumers = owned if deps.raw_consumer is INGEST_RAW else (deps.raw_consumer,)
+
+    async def setup(svc: Service) -> None:
+        await _setup(svc, settings, deps)
+
     return Service(
         NAME,
         settings,
         streams=streams_owned_by(NAME),
-        consumers=consumers_owned_by(NAME),
+        consumers=consumers,
         migrations=files("zapflow.ingest") / "migrations",
+        setup=setup,
     )
+
+
+async def _setup(svc: Service, settings: Settings, deps: Deps) -> None:
+    client = httpx.AsyncClient(
+        transport=deps.http_transport,
+        timeout=settings.media_fetch_timeout_s,
+        follow_redirects=True,
+    )
+    svc.resources.push_async_callback(client.aclose)
+    store = deps.media_store or media_store(settings, client)
+    credentials = deps.credentials or NatsCredentials(
+        svc.nc, timeout_s=settings.credentials_timeout_s
+    )
+    queue = PgMediaQueue(svc.pool)
+    fetcher = MediaFetcher(client, credentials, queue.raw_body, max_bytes=settings.media_max_bytes)
+    worker = MediaWorker(
+        queue,
+        fetcher,
+        store,
+        WorkerSettings(
+            concurrency=settings.media_concurrency,
+            max_attempts=settings.media_max_attempts,
+            poll_s=settings.media_poll_s,
+            lease_s=settings.media_fetch_timeout_s * 2 + 30,
+        ),
+    )
+    raw_store = PgIngestStore(svc.pool, deps.raw_consumer.durable)
+    publish = svc.publish
+
+    async def on_raw(msg: Msg) -> None:
+        evt = WebhookReceived.model_validate_json(msg.data)
+        await handle_raw(evt, store=raw_store, publish=publish, media_queued=worker.nudge)
+
+    for _ in range(settings.raw_workers):  # pull workers sharing the durable
+        svc.consume(deps.raw_consumer, on_raw, batch=settings.raw_batch)
+    handlers = QueryHandlers(PgReadStore(svc.pool), store)
+    await Responders(svc.nc, handlers, concurrency=settings.query_concurrency).start(svc.resources)
+    if deps.background:
+        retention = Retention(
+            webhook_log_days=settings.webhook_log_retention_days,
+            outbox_days=settings.outbox_retention_days,
+            inbox_days=settings.inbox_retention_days,
+        )
+        _background(svc, lambda stop: worker.run(stop), "ingest-media")
+        _background(
+            svc,
+            lambda stop: run_purge(svc.pool, retention, settings.purge_interval_s, stop),
+            "ingest-purge",
+        )
+
+
+def _background(
+    svc: Service, run: Callable[[asyncio.Event], Coroutine[Any, Any, None]], name: str
+) -> None:
+    """Start ``run(stop)`` now; on shutdown set ``stop`` and wait for it (then cancel)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run(stop), name=name)
+
+    async def finish() -> None:
+        stop.set()
+        done, _ = await asyncio.wait([task], timeout=svc.settings.shutdown_grace_s)
+        if not done:
+            task.cancel()
+
+    svc.resources.push_async_callback(finish)

@@ -1,0 +1,1 @@
+"""Edges of the ingest service: PostgreSQL, NATS and HTTP."""

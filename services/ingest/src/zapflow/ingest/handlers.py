@@ -1,0 +1,68 @@
+"""The ingest-raw use case: a raw provider webhook in, stored rows and canonical events out."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections.abc import Callable
+
+from zapflow.contracts.errors import PermanentError, TransientError
+from zapflow.contracts.inbound.v1 import WebhookReceived
+from zapflow.contracts.subjects import subject_for
+from zapflow.ingest.ports import IngestStore, Publish
+from zapflow.providers import ParsedWebhook, get_adapter
+from zapflow.providers.errors import WebhookPayloadError
+
+logger = logging.getLogger(__name__)
+
+
+class UnparseableWebhook(PermanentError):
+    """The raw body is not the provider's webhook (or the provider is unknown)."""
+
+
+async def handle_raw(
+    evt: WebhookReceived,
+    *,
+    store: IngestStore,
+    publish: Publish,
+    media_queued: Callable[[], None] = lambda: None,
+) -> None:
+    """Parse, store in one transaction, then publish; the caller acks when this returns.
+
+    A webhook seen before (redelivered after a crash between commit and ack) republishes the
+    events its first run wrote to the outbox, under the same ids, so JetStream drops them.
+    """
+    body, parsed = await _parse(evt, store)
+    ingested = await store.ingest(evt, body, parsed)
+    if ingested is None:
+        events = await store.outbox(evt.id)
+        logger.info("webhook seen before, republishing", extra={"event_id": str(evt.id)})
+    else:
+        events = ingested.events
+        if ingested.media_jobs:
+            media_queued()
+    try:
+        await asyncio.gather(*(publish(subject_for(e), e) for e in events))
+    except Exception as exc:  # any NATS failure: the outbox keeps the events for the retry
+        raise TransientError(f"publish failed: {type(exc).__name__}", code="publish") from exc
+
+
+async def _parse(evt: WebhookReceived, store: IngestStore) -> tuple[bytes, ParsedWebhook]:
+    try:
+        body = base64.b64decode(evt.body_b64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        await store.record_failure(evt, evt.body_b64.encode(), "body_b64 is not base64")
+        raise UnparseableWebhook("body_b64 is not base64", code="bad_body") from exc
+    try:
+        adapter = get_adapter(evt.provider)
+    except KeyError as exc:
+        reason = f"no adapter for provider {evt.provider!r}"
+        await store.record_failure(evt, body, reason)
+        raise UnparseableWebhook(reason, code="unknown_provider") from exc
+    try:
+        return body, adapter.parse_webhook(body, evt.content_type or "")
+    except WebhookPayloadError as exc:
+        await store.record_failure(evt, body, exc.reason)
+        raise UnparseableWebhook(exc.reason, code="unparseable") from exc

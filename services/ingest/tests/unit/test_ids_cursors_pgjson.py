@@ -1,0 +1,53 @@
+"""Deterministic ids, opaque cursors and PostgreSQL-safe JSON."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import pytest
+
+from zapflow.contracts.model import Media
+from zapflow.ingest import cursors, ids
+from zapflow.ingest.adapters import pgjson
+
+
+def test_ids_are_deterministic_and_distinct_per_key() -> None:
+    raw = uuid4()
+    assert ids.event_id(raw, "message/0") == ids.event_id(raw, "message/0")
+    assert ids.event_id(raw, "message/0") != ids.event_id(raw, "message/1")
+    assert ids.event_id(raw, "message/0") != ids.event_id(uuid4(), "message/0")
+    assert ids.message_id("ch-1", "wamid.A") == ids.message_id("ch-1", "wamid.A")
+    assert ids.message_id("ch-1", "wamid.A") != ids.message_id("ch-2", "wamid.A")
+
+
+def test_cursor_round_trip_keeps_microseconds_and_zone() -> None:
+    at, row_id = datetime(2025, 11, 20, 14, 0, 0, 123456, tzinfo=UTC), uuid4()
+    token = cursors.encode(at, row_id)
+    assert "=" not in token
+    assert cursors.decode(token) == (at, row_id)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "!!!",
+        base64.urlsafe_b64encode(b"[1,2,3]").decode(),
+        base64.urlsafe_b64encode(b'["2025-11-20T14:00:00", "x"]').decode(),
+        base64.urlsafe_b64encode(
+            b'["2025-11-20T14:00:00", "00000000-0000-0000-0000-000000000000"]'
+        ).decode(),
+    ],
+)
+def test_foreign_cursors_are_refused(token: str) -> None:
+    with pytest.raises(cursors.BadCursor):
+        cursors.decode(token)
+
+
+def test_nul_characters_are_dropped_everywhere() -> None:
+    assert pgjson.text("a\x00b") == "ab"
+    assert pgjson.dumps({"k\x00": ["v\x00", {"x": "\x00"}]}) == '{"k":["v",{"x":""}]}'
+    assert pgjson.dumps(None) is None
+    assert pgjson.loads(pgjson.dumps(Media(caption="oi\x00")))["caption"] == "oi"
