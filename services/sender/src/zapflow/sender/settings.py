@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from zapflow.runtime.settings import BaseServiceSettings
@@ -13,3 +14,40 @@ class Settings(BaseServiceSettings):
     )
 
     http_port: int = 8084
+
+    provider_timeout_s: float = Field(default=10.0, gt=0, description="One provider call.")
+    provider_max_connections: int = Field(
+        default=64,
+        ge=1,
+        description="Connections per sending number (one pool each): enough for ~300 msg/s at "
+        "200 ms; every request scans its pool, so more costs CPU.",
+    )
+    in_doubt_margin_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="A 'sending' record older than provider timeout + this is in doubt.",
+    )
+    max_attempts: int = Field(default=6, ge=1, description="Provider calls on transient errors.")
+    retry_base_s: float = Field(default=0.5, gt=0)
+    retry_cap_s: float = Field(default=30.0, gt=0)
+    rate_limit_budget_s: float = Field(
+        default=900.0, gt=0, description="Keep retrying rate-limited sends this long."
+    )
+    credentials_ttl_s: float = Field(default=300.0, ge=0)
+    credentials_timeout_s: float = Field(default=2.0, gt=0)
+
+    pace_headroom: float = Field(
+        default=0.01, ge=0, le=0.2, description="Pace this much below the configured rate."
+    )
+    db_pool_size: int = Field(
+        default=10, ge=1, description="Connections kept open for attempt records."
+    )
+    aimd_decrease: float = Field(default=0.5, gt=0, lt=1)
+    aimd_min_factor: float = Field(default=0.1, gt=0, le=1)
+    aimd_increase: float = Field(default=0.1, gt=0, le=1)
+    aimd_recover_every_s: float = Field(default=2.0, gt=0)
+    aimd_cooldown_s: float = Field(default=1.0, ge=0)
+    aimd_hold_s: float = Field(default=1.0, ge=0)
+
+    lease_ttl_s: float = Field(default=6.0, gt=0)
+    lease_renew_s: float = Field(default=1.5, gt=0)

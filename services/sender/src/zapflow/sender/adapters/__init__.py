@@ -1,0 +1,1 @@
+"""Edges of the sender: PostgreSQL, NATS and provider HTTP."""

@@ -1,0 +1,307 @@
+"""One owned partition: fetch approved sends, work them in per-recipient lanes, ack last.
+
+The sequential ``zapflow.runtime.consumer.Consumer`` cannot keep a channel at 80 msg/s against a
+provider answering in 200 ms, so the sender has its own worker on nats-py ``fetch``, keeping the
+runtime's semantics: a message is acknowledged only after its attempt record, its outcome event
+and (when given up) its dead-letter record are written; an invalid payload is dead-lettered and
+terminated; nothing is nak'ed, so no later message can overtake an earlier one.
+
+* **Lanes.** Fetched messages go to the lane of their (tenant, channel, recipient); each lane
+  has one task working its head (``handlers.deliver``), so recipients proceed concurrently under
+  their channel's pace while each conversation keeps its order. Retries happen in place.
+* **Held messages stay alive.** Everything fetched and not yet settled gets ``in_progress()``
+  every ``keepalive_s`` (a third of the consumer's ``ack_wait``), however long it waits for pace,
+  backoff or a daily cap. The consumer's ``max_ack_pending`` bounds how many are held.
+* **A fresh consumer per ownership.** Taking a partition deletes and recreates its durable
+  consumer, so whatever a dead owner had fetched is delivered again *at once and in stream
+  order* (instead of one ``ack_wait`` later, after newer messages).
+* **Stopping** (lease released): the fetch loop is cancelled and its subscription closed
+  *before* the lease goes (a pull request sent later would land on the next owner's fresh
+  consumer and hide messages from it); no new provider call starts (``Guard``); lanes waiting
+  for pace or backoff are cancelled at once; calls in flight finish and record their outcome.
+  Unsettled messages are left unacknowledged for the next owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Iterator
+from typing import Final
+from uuid import UUID
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.errors import APIError, NotFoundError
+from pydantic import ValidationError
+
+from zapflow.contracts import headers as h
+from zapflow.contracts.errors import PermanentError, ProcessingError, TransientError
+from zapflow.contracts.sender.v1 import SendApproved
+from zapflow.contracts.streams import ConsumerSpec
+from zapflow.runtime.broker import consumer_config
+from zapflow.sender import handlers, metrics
+from zapflow.sender.domain import Lanes
+from zapflow.sender.outcomes import DeadLetter, Outcome
+from zapflow.sender.pacing import Pacers
+from zapflow.sender.ports import Stopping
+from zapflow.sender.sink import Sink
+
+logger = logging.getLogger(__name__)
+
+FETCH_TIMEOUT_S: Final = 1.0
+MAX_UNEXPECTED_FAILURES: Final = 10
+"""Consecutive unexpected errors on one message before it is dead-lettered (as ``max_deliver``)."""
+
+LaneKey = tuple[str, str, str]
+
+
+class PartitionGuard:
+    """The ``Guard`` port: marks provider calls in flight; refuses new ones once stopping."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self._critical: set[asyncio.Task[object]] = set()
+
+    @contextlib.contextmanager
+    def critical(self) -> Iterator[None]:
+        if self.stopping:
+            raise Stopping
+        task = asyncio.current_task()
+        assert task is not None
+        self._critical.add(task)
+        try:
+            yield
+        finally:
+            self._critical.discard(task)
+
+    def is_critical(self, task: asyncio.Task[None]) -> bool:
+        return task in self._critical
+
+
+class PartitionWorker:
+    """Works one partition's consumer until :meth:`stop`; see the module docstring."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        spec: ConsumerSpec,
+        deps_for: Callable[[PartitionGuard, Pacers], handlers.Deps],
+        pacers: Pacers,
+        sink: Sink,
+        *,
+        keepalive_s: float | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.spec = spec
+        self.guard = PartitionGuard()
+        self._js = js
+        self._pacers = pacers
+        self._deps = deps_for(self.guard, pacers)
+        self._sink = sink
+        self._keepalive_s = keepalive_s or spec.ack_wait_s / 3
+        self._rng = rng or random.Random()
+        self._lanes: Lanes[LaneKey, handlers.Job] = Lanes()
+        self._held: dict[int, Msg] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._room = asyncio.Event()
+        self._fetcher: asyncio.Task[None] | None = None
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    async def run(self) -> None:
+        """Reset the consumer, fetch and dispatch until stopped; returns when idle."""
+        if self.guard.stopping:
+            return
+        self._fetcher = asyncio.create_task(self._fetch_phase(), name=self.spec.durable)
+        keepalive = asyncio.create_task(self._keepalive(), name=f"{self.spec.durable}-keepalive")
+        try:
+            await asyncio.wait({self._fetcher})
+            if self._fetcher.cancelled() or self.guard.stopping:
+                return
+            self._fetcher.result()  # a crash: the runner starts a fresh worker
+        finally:
+            self.stop()
+            if self._tasks:
+                await asyncio.wait(self._tasks)
+            keepalive.cancel()
+            await self._pacers.close()
+            metrics.HELD.dec(len(self._held))
+            self._held.clear()
+
+    def stop(self) -> None:
+        """No new fetch and no new provider call; cancel lanes that only wait. Returns at once;
+        :meth:`fetching_stopped` waits until no fetch request can be sent any more."""
+        self.guard.stopping = True
+        self._room.set()
+        if self._fetcher is not None:
+            self._fetcher.cancel()
+        for task in self._tasks:
+            if not self.guard.is_critical(task):
+                task.cancel()
+
+    async def fetching_stopped(self) -> None:
+        """After :meth:`stop`: return once the fetch loop ended (its subscription is gone), so the
+        next owner's fresh consumer can never be pulled from by this worker."""
+        if self._fetcher is not None:
+            await asyncio.wait({self._fetcher})
+
+    # -- fetching -----------------------------------------------------------------------------
+    async def _fetch_phase(self) -> None:
+        await self._reset_consumer()
+        sub = await self._js.pull_subscribe_bind(self.spec.durable, stream=self.spec.stream)
+        try:
+            while not self.guard.stopping:
+                await self._fetch_some(sub)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _reset_consumer(self) -> None:
+        with contextlib.suppress(NotFoundError):
+            await self._js.delete_consumer(self.spec.stream, self.spec.durable)
+        await self._js.add_consumer(self.spec.stream, consumer_config(self.spec))
+
+    async def _fetch_some(self, sub: JetStreamContext.PullSubscription) -> None:
+        room = self.spec.max_ack_pending - len(self._held)
+        if room <= 0:
+            self._room.clear()
+            await self._room.wait()
+            return
+        try:
+            msgs = await sub.fetch(room, timeout=FETCH_TIMEOUT_S)
+        except (NatsTimeoutError, TimeoutError):
+            return
+        except APIError as exc:  # e.g. 409 while acks are still on their way
+            logger.debug("fetch refused: %s", exc)
+            await asyncio.sleep(0.05)
+            return
+        if self.guard.stopping:
+            return  # left unacknowledged: the next owner gets them again
+        jobs = [job for job in map(self._admit, msgs) if job is not None]
+        await self._prefetch(jobs)
+        for job in jobs:
+            self._enqueue(job)
+
+    def _admit(self, msg: Msg) -> handlers.Job | None:
+        seq = msg.metadata.sequence.stream
+        if seq in self._held:
+            return None  # already held (a redelivery of something we still work on)
+        self._held[seq] = msg
+        metrics.HELD.inc()
+        try:
+            approved = SendApproved.model_validate_json(msg.data)
+            replay = (msg.headers or {}).get(h.ZF_REPLAY_OF)
+            return handlers.Job(approved, seq, replay_of=UUID(replay) if replay else None)
+        except (ValidationError, ValueError) as exc:
+            logger.error("invalid approved send dead-lettered", extra={"seq": seq})
+            self._spawn(self._settle(seq, DeadLetter(_invalid(exc), 1)))
+            return None
+
+    async def _prefetch(self, jobs: list[handlers.Job]) -> None:
+        """One query for the attempt records of a whole batch (most have none)."""
+        try:
+            records = await self._deps.store.lookup([job.message_id for job in jobs])
+        except Exception:  # each lane reads its own record then
+            logger.warning("attempt prefetch failed", exc_info=True)
+            return
+        for job in jobs:
+            job.record = records.get(job.message_id)
+            job.prefetched = True
+
+    def _enqueue(self, job: handlers.Job) -> None:
+        request = job.approved.request
+        key = (job.approved.tenant_id, request.channel_id, request.to.address)
+        if self._lanes.push(key, job.seq, job):
+            self._spawn(self._work_lane(key))
+
+    # -- lanes --------------------------------------------------------------------------------
+    async def _work_lane(self, key: LaneKey) -> None:
+        job = self._lanes.head(key)
+        while job is not None:
+            outcome = await self._deliver(job)
+            if outcome is None:
+                return  # stopping: leave the lane's messages to the next owner
+            await self._settle(job.seq, outcome)
+            job = self._lanes.pop(key)
+
+    async def _deliver(self, job: handlers.Job) -> Outcome | None:
+        failures = 0
+        while True:
+            try:
+                return await handlers.deliver(job, self._deps)
+            except Stopping:
+                return None
+            except PermanentError as exc:
+                logger.error("send given up", extra={"error": type(exc).__name__})
+                return DeadLetter(exc, max(1, job.record.attempts if job.record else 1))
+            except TransientError as exc:
+                failures += 1
+                logger.warning("send waits: %s", exc.code, extra={"attempt": failures})
+            except Exception as exc:
+                failures += 1
+                logger.exception("send failed unexpectedly", extra={"attempt": failures})
+                if failures >= MAX_UNEXPECTED_FAILURES:
+                    return DeadLetter(_unexpected(exc), failures)
+            job.prefetched = False
+            await asyncio.sleep(self._deps.policy.backoff(failures, self._rng))
+
+    async def _settle(self, seq: int, outcome: Outcome) -> None:
+        """Ack, or dead-letter then terminate; retried until it worked (or we stop)."""
+        msg = self._held[seq]
+        failures = 0
+        while True:
+            try:
+                if isinstance(outcome, DeadLetter):
+                    await self._sink.dead_letter(msg, outcome.error, outcome.attempts)
+                    await msg.term()
+                else:
+                    await msg.ack()
+                break
+            except Exception:
+                failures += 1
+                logger.warning("settling failed, retrying", exc_info=True)
+                if self.guard.stopping and failures > 3:
+                    return
+                await asyncio.sleep(self._deps.policy.backoff(failures, self._rng))
+        del self._held[seq]
+        metrics.HELD.dec()
+        self._room.set()
+
+    async def _keepalive(self) -> None:
+        while True:
+            await asyncio.sleep(self._keepalive_s)
+            for msg in list(self._held.values()):
+                with contextlib.suppress(Exception):  # the next round tries again
+                    await msg.in_progress()
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("lane crashed", exc_info=task.exception())
+
+
+class InvalidPayloadError(PermanentError):
+    """An approved send that is not a valid ``SendApproved``."""
+
+
+class UnexpectedFailureError(PermanentError):
+    """Sending kept failing with an unexpected error."""
+
+
+def _invalid(exc: Exception) -> ProcessingError:
+    return InvalidPayloadError(f"invalid SendApproved: {type(exc).__name__}", code="invalid")
+
+
+def _unexpected(exc: Exception) -> ProcessingError:
+    return UnexpectedFailureError(f"unexpected error: {type(exc).__name__}", code="internal")

@@ -1,0 +1,402 @@
+"""Edges of the sender: contract content to provider content, the HTTP transport, the
+credentials cache and the channel replay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from uuid import uuid4
+
+import httpx
+import pytest
+from nats.errors import NoRespondersError
+
+from zapflow.contracts.channels.v1 import (
+    ChannelDisabled,
+    ChannelRegistered,
+    ChannelSettings,
+    ChannelUpdated,
+    PaceSettings,
+)
+from zapflow.contracts.common import SendOrigin
+from zapflow.contracts.content import (
+    InteractiveContent,
+    ListRow,
+    ListSection,
+    MediaContent,
+    MediaType,
+    ReplyButton,
+    TemplateButtonParameter,
+    TemplateContent,
+    TextContent,
+)
+from zapflow.contracts.queries.gateway_v1 import ChannelCredentialsReply
+from zapflow.contracts.sending.v1 import FailureReason, Recipient, SendRequest
+from zapflow.providers import get_adapter
+from zapflow.providers.errors import (
+    InvalidRecipientError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+    RateLimitedError,
+    TemplateError,
+    UnsupportedContentError,
+)
+from zapflow.sender.adapters.channels import ChannelReplay
+from zapflow.sender.adapters.credentials import GatewayCredentials
+from zapflow.sender.adapters.http import BEFORE_WRITE, LeanTransport
+from zapflow.sender.adapters.provider import (
+    channel_config,
+    error_kind,
+    failure_reason,
+    outbound_content,
+)
+from zapflow.sender.domain import ErrorKind
+from zapflow.sender.errors import CredentialsUnavailableError
+
+# -- content -------------------------------------------------------------------------------
+
+
+def request(content: object, **kw: object) -> SendRequest:
+    return SendRequest(
+        message_id=uuid4(),
+        channel_id="c1",
+        to=Recipient(phone="+5511999990001"),
+        content=content,  # type: ignore[arg-type]
+        origin=SendOrigin.API,
+        idempotency_key="k",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def settings(provider: str = "meta", **kw: object) -> ChannelSettings:
+    return ChannelSettings(
+        channel_id="c1",
+        provider=provider,
+        provider_account="1098",
+        base_url="http://127.0.0.1:1/v21.0",
+        pace=PaceSettings(rate_per_second=80),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def meta_body(content: object, **kw: object) -> dict[str, object]:
+    creds = ChannelCredentialsReply(found=True, credentials={"access_token": "t"})
+    channel = channel_config(settings(), creds)
+    spec = get_adapter("meta").build_send_request(
+        outbound_content(request(content, **kw), "meta"), channel
+    )
+    assert spec.url == "http://127.0.0.1:1/v21.0/1098/messages"
+    assert spec.json is not None
+    return dict(spec.json)
+
+
+def test_text_with_reply_to() -> None:
+    body = meta_body(TextContent(body="oi", preview_url=True), reply_to="wamid.Q")
+    assert body["text"] == {"preview_url": True, "body": "oi"}
+    assert body["context"] == {"message_id": "wamid.Q"}
+    assert body["to"] == "5511999990001"
+
+
+def test_media_by_link_or_provider_id() -> None:
+    image = meta_body(MediaContent(media_type=MediaType.IMAGE, url="https://x/a.jpg", caption="c"))
+    assert image["image"] == {"link": "https://x/a.jpg", "caption": "c"}
+    doc = MediaContent(media_type=MediaType.DOCUMENT, provider_media_id="m1", filename="a.pdf")
+    assert meta_body(doc)["document"] == {"id": "m1", "filename": "a.pdf"}
+    with pytest.raises(UnsupportedContentError):
+        meta_body(MediaContent(media_type=MediaType.IMAGE, stored_key="k"))
+
+
+def test_template_components_in_meta_shape() -> None:
+    template = TemplateContent(
+        name="pedido",
+        language="pt_BR",
+        header_params=("Ana",),
+        body_params=("123", "amanhã"),
+        named_params={"loja": "Centro"},
+        buttons=(
+            TemplateButtonParameter(index=0, sub_type="quick_reply", value="SIM"),
+            TemplateButtonParameter(index=1, sub_type="url", value="abc"),
+        ),
+    )
+    body = meta_body(template)["template"]
+    assert isinstance(body, dict)
+    assert body["name"] == "pedido"
+    assert body["language"] == {"code": "pt_BR"}
+    assert body["components"] == [
+        {"type": "header", "parameters": [{"type": "text", "text": "Ana"}]},
+        {
+            "type": "body",
+            "parameters": [
+                {"type": "text", "text": "123"},
+                {"type": "text", "text": "amanhã"},
+                {"type": "text", "parameter_name": "loja", "text": "Centro"},
+            ],
+        },
+        {
+            "type": "button",
+            "sub_type": "quick_reply",
+            "index": "0",
+            "parameters": [{"type": "payload", "payload": "SIM"}],
+        },
+        {
+            "type": "button",
+            "sub_type": "url",
+            "index": "1",
+            "parameters": [{"type": "text", "text": "abc"}],
+        },
+    ]
+
+
+def test_interactive_buttons_and_lists() -> None:
+    buttons = InteractiveContent(
+        style="buttons", body="Escolha", buttons=(ReplyButton(id="1", title="Sim"),)
+    )
+    assert meta_body(buttons)["interactive"] == {
+        "type": "button",
+        "body": {"text": "Escolha"},
+        "action": {"buttons": [{"type": "reply", "reply": {"id": "1", "title": "Sim"}}]},
+    }
+    listing = InteractiveContent(
+        style="list",
+        body="Menu",
+        list_button="Ver",
+        sections=(ListSection(title="A", rows=(ListRow(id="r1", title="Um"),)),),
+    )
+    action = meta_body(listing)["interactive"]
+    assert isinstance(action, dict)
+    assert action["action"] == {
+        "button": "Ver",
+        "sections": [{"title": "A", "rows": [{"id": "r1", "title": "Um"}]}],
+    }
+
+
+def test_a_rendered_template_goes_as_text_where_templates_do_not_exist() -> None:
+    content = outbound_content(
+        request(TemplateContent(name="t", language="pt_BR", rendered_text="Olá Ana")), "zapi"
+    )
+    assert content.text == "Olá Ana"
+    assert content.client_message_id is not None
+
+
+def test_simulator_channels_speak_meta_and_the_account_fills_the_adapter_credential() -> None:
+    creds = ChannelCredentialsReply(found=True, credentials={"access_token": "t"})
+    config = channel_config(settings("simulator"), creds)
+    assert (config.provider, config.credentials["phone_number_id"]) == ("meta", "1098")
+    evolution = channel_config(settings("evolution"), creds)
+    assert evolution.credentials["instance"] == "1098"
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "reason"),
+    [
+        (
+            RateLimitedError("x", code="130429"),
+            ErrorKind.CHANNEL_RATE_LIMIT,
+            FailureReason.RATE_LIMITED,
+        ),
+        (
+            RateLimitedError("x", code="131056"),
+            ErrorKind.RECIPIENT_RATE_LIMIT,
+            FailureReason.RATE_LIMITED,
+        ),
+        (ProviderTimeoutError("x"), ErrorKind.TRANSIENT, FailureReason.PROVIDER_UNAVAILABLE),
+        (ProviderUnavailableError("x"), ErrorKind.TRANSIENT, FailureReason.PROVIDER_UNAVAILABLE),
+        (InvalidRecipientError("x"), ErrorKind.PERMANENT, FailureReason.INVALID_RECIPIENT),
+        (TemplateError("x"), ErrorKind.PERMANENT, FailureReason.TEMPLATE_MISMATCH),
+    ],
+)
+def test_errors_map_to_retry_kinds_and_reasons(
+    error: Exception, kind: ErrorKind, reason: FailureReason
+) -> None:
+    assert error_kind(error) is kind  # type: ignore[arg-type]
+    assert failure_reason(error) is reason  # type: ignore[arg-type]
+
+
+# -- the HTTP transport ----------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def http_server(
+    respond: Callable[[bytes], bytes | None], connections: list[int] | None = None
+) -> AsyncIterator[str]:
+    """Answers each request head+body with ``respond(request)`` (None: close the connection);
+    appends to ``connections`` once per connection accepted."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if connections is not None:
+            connections.append(1)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                data = head + await reader.readexactly(length)
+                answer = respond(data)
+                if answer is None:
+                    break
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield f"http://127.0.0.1:{port}"
+
+
+def ok(body: bytes, extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), extra, body)
+
+
+async def test_keep_alive_requests_reuse_one_connection_and_send_the_body() -> None:
+    seen: list[bytes] = []
+    connections: list[int] = []
+
+    def respond(data: bytes) -> bytes:
+        seen.append(data)
+        return ok(b'{"n": %d}' % len(seen))
+
+    async with (
+        http_server(respond, connections) as url,
+        httpx.AsyncClient(transport=LeanTransport()) as client,
+    ):
+        for i in range(3):
+            answer = await client.post(f"{url}/v21.0/1/messages", json={"i": i})
+            assert answer.json() == {"n": i + 1}
+    assert len(connections) == 1
+    assert b"POST /v21.0/1/messages HTTP/1.1" in seen[0]
+    assert seen[2].endswith(b'{"i":2}')
+    assert b"Accept-Encoding: identity" in seen[0]
+
+
+async def test_chunked_and_connection_close_answers() -> None:
+    def respond(data: bytes) -> bytes:
+        return (
+            b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            b'5\r\n{"a":\r\n3\r\n 1}\r\n0\r\n\r\n'
+        )
+
+    async with http_server(respond) as url, httpx.AsyncClient(transport=LeanTransport()) as client:
+        first = await client.post(url + "/x", json={})
+        second = await client.post(url + "/x", json={})  # a new connection after the close
+    assert first.status_code == second.status_code == 400
+    assert first.json() == {"a": 1}
+
+
+async def test_timeouts_and_refused_connections_are_httpx_errors() -> None:
+    async with http_server(lambda _: None) as url:
+        transport = LeanTransport()
+        async with httpx.AsyncClient(transport=transport) as client:
+            with pytest.raises(httpx.ReadError):
+                await client.post(url + "/x", json={})
+    async with httpx.AsyncClient(transport=LeanTransport(), timeout=0.2) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.post(url + "/x", json={})
+
+    done = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await done.wait()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, httpx.AsyncClient(transport=LeanTransport(), timeout=0.2) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post(f"http://127.0.0.1:{port}/x", json={})
+        done.set()
+        await asyncio.sleep(0.05)
+
+
+async def test_the_gate_runs_right_before_the_request_is_written() -> None:
+    events: list[str] = []
+
+    def respond(data: bytes) -> bytes:
+        events.append("received")
+        return ok(b"{}")
+
+    async def gate() -> None:
+        events.append("gate")
+
+    async with http_server(respond) as url, httpx.AsyncClient(transport=LeanTransport()) as client:
+        token = BEFORE_WRITE.set(gate)
+        try:
+            await client.post(url + "/x", json={})
+        finally:
+            BEFORE_WRITE.reset(token)
+        await client.post(url + "/x", json={})  # no gate outside a send
+    assert events == ["gate", "received", "received"]
+
+
+# -- credentials -----------------------------------------------------------------------------
+
+
+@dataclass
+class Msg:
+    data: bytes
+
+
+@dataclass
+class FakeNats:
+    answers: list[Exception | ChannelCredentialsReply] = field(default_factory=list)
+    asked: int = 0
+
+    async def request(self, subject: str, payload: bytes, timeout: float) -> Msg:  # noqa: ASYNC109
+        self.asked += 1
+        await asyncio.sleep(0.01)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return Msg(answer.model_dump_json().encode())
+
+
+async def test_credentials_are_cached_shared_and_refreshed_after_invalidation() -> None:
+    reply = ChannelCredentialsReply(found=True, credentials={"access_token": "a"})
+    nc = FakeNats([reply, reply])
+    cache = GatewayCredentials(nc, ttl_s=60)  # type: ignore[arg-type]
+    first = await asyncio.gather(*(cache.get("t", "c") for _ in range(5)))
+    assert nc.asked == 1
+    assert {r.credentials["access_token"] for r in first} == {"a"}
+    cache.invalidate("t", "c")
+    await cache.get("t", "c")
+    assert nc.asked == 2
+
+
+async def test_no_gateway_answer_is_a_transient_error_for_every_waiter() -> None:
+    nc = FakeNats([NoRespondersError()])
+    cache = GatewayCredentials(nc)  # type: ignore[arg-type]
+    results = await asyncio.gather(*(cache.get("t", "c") for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(r, CredentialsUnavailableError) for r in results)
+
+
+# -- channel replay --------------------------------------------------------------------------
+
+
+def test_channel_events_apply_in_stream_order() -> None:
+    replay = ChannelReplay(js=None)  # type: ignore[arg-type]
+    channel = settings()
+    replay.apply(ChannelRegistered(tenant_id="t", channel=channel))
+    replay.apply(ChannelDisabled(tenant_id="t", channel_id="c1"))
+    current = replay.get("t", "c1")
+    assert current is not None
+    assert not current.enabled
+    faster = channel.model_copy(update={"pace": PaceSettings(rate_per_second=10), "enabled": True})
+    replay.apply(ChannelUpdated(tenant_id="t", channel=faster, changed=("pace", "enabled")))
+    current = replay.get("t", "c1")
+    assert current is not None
+    assert current.enabled
+    assert current.pace.rate_per_second == 10
+    assert replay.get("other", "c1") is None
