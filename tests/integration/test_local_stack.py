@@ -1,4 +1,5 @@
-"""`zapflow up` brings the six services to ready; `zapflow status` sees them; Ctrl-C stops all."""
+"""`zapflow up` brings the six services and the simulator to ready with the demo tenant seeded;
+`zapflow status` sees them; Ctrl-C stops all."""
 
 import os
 import signal
@@ -7,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from zapflow.contracts.streams import ALL_STREAMS
@@ -29,8 +31,10 @@ def test_up_starts_every_service_and_status_reports_them_then_sigint_stops_all(
         "ZF_HOME": str(tmp_path / "home"),
         "ZF_LOG_FORMAT": "json",
     }
-    for service in SERVICES:
+    for service in (*SERVICES, "simulator"):
         env[f"ZF_{service.upper()}_HTTP_PORT"] = str(free_port())
+    gateway = f"http://127.0.0.1:{env['ZF_GATEWAY_HTTP_PORT']}"
+    simulator = f"http://127.0.0.1:{env['ZF_SIMULATOR_HTTP_PORT']}"
     up = subprocess.Popen(
         [BIN / "zapflow", "up", "--ready-timeout", "30"],
         env=env,
@@ -47,9 +51,20 @@ def test_up_starts_every_service_and_status_reports_them_then_sigint_stops_all(
             if not line:
                 break
             lines.append(line)
-            if "services ready in" in line:
+            if "Ctrl-C stops everything" in line:
                 break
-        assert any(f"all {len(SERVICES)} services ready" in line for line in lines), "".join(lines)
+        printed = "".join(lines)
+        assert f"all {len(SERVICES)} services and the simulator ready" in printed, printed
+        assert "API key      zf_demo_local_key" in printed, printed
+
+        channels = httpx.get(
+            f"{gateway}/v1/channels", headers={"Authorization": "Bearer zf_demo_local_key"}
+        )
+        assert channels.status_code == 200, channels.text
+        (demo,) = channels.json()["items"]
+        assert demo["id"] == "demo-meta"
+        assert demo["base_url"] == f"{simulator}/v21.0"
+        assert httpx.get(f"{simulator}/readyz").status_code == 200
 
         status = subprocess.run(
             [BIN / "zapflow", "status"], env=env, capture_output=True, text=True, timeout=30
@@ -65,5 +80,5 @@ def test_up_starts_every_service_and_status_reports_them_then_sigint_stops_all(
         up.send_signal(signal.SIGINT)
         rest, _ = up.communicate(timeout=40)
     assert up.returncode == 0, "".join(lines) + rest
-    for service in SERVICES:
+    for service in (*SERVICES, "simulator"):
         assert f"{service} exited with code 0" in rest, rest

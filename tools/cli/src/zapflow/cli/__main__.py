@@ -9,6 +9,7 @@ import typer
 
 from zapflow.cli import stack, topology
 from zapflow.cli.audit_cmd import app as audit_app
+from zapflow.cli.dlq_cmd import app as dlq_app
 from zapflow.cli.migrations import migrate_all
 from zapflow.cli.providers_cmd import app as providers_app
 from zapflow.cli.status import jetstream_state, service_health
@@ -20,13 +21,14 @@ app.add_typer(
 app.add_typer(
     audit_app, name="audit", help="Compare what Zapflow sent with what the provider accepted."
 )
+app.add_typer(dlq_app, name="dlq", help="Inspect and replay dead letters.")
 
 
 @app.command()
 def up(
     ready_timeout: float = typer.Option(60.0, help="Seconds to wait for every service."),
 ) -> None:
-    """Start NATS, PostgreSQL, migrations and all six services; Ctrl-C stops everything."""
+    """Start NATS, PostgreSQL, migrations, the demo tenant, all six services and the simulator."""
     raise typer.Exit(stack.up(ready_timeout))
 
 

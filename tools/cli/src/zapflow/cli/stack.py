@@ -1,8 +1,9 @@
 """``zapflow up``: the whole system on one machine.
 
 Starts an embedded nats-server and PostgreSQL (unless ``NATS_URL`` / ``DATABASE_URL`` point
-elsewhere), applies migrations, starts the six services as separate processes with prefixed logs,
-waits until each answers ``/readyz``, and on Ctrl-C (or SIGTERM) stops everything in reverse order.
+elsewhere), applies migrations, seeds the demo tenant (see :mod:`zapflow.cli.demo`), starts the six
+services and the simulator provider as separate processes with prefixed logs, waits until each
+answers ``/readyz``, prints where to reach them, and on Ctrl-C (or SIGTERM) stops everything.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from zapflow.cli import topology
+from zapflow.cli import demo, topology
 from zapflow.cli.migrations import migrate_all
 from zapflow.cli.topology import SERVICES, ServiceInfo
 from zapflow.embedded.nats import NatsServer
@@ -70,14 +71,13 @@ class Supervisor:
 
     async def start(self, svc: ServiceInfo, color: str) -> None:
         exe = shutil.which(svc.command, path=str(Path(sys.executable).parent)) or svc.command
-        env = {
-            **self.env,
-            f"{svc.env_prefix}HTTP_PORT": str(svc.port()),
-            f"{svc.env_prefix}MIGRATE_ON_START": "false",
-            f"{svc.env_prefix}LOG_FORMAT": os.environ.get("ZF_LOG_FORMAT", "text"),
-        }
+        env = {**self.env, f"{svc.env_prefix}LOG_FORMAT": os.environ.get("ZF_LOG_FORMAT", "text")}
+        if svc in SERVICES:
+            env[f"{svc.env_prefix}HTTP_PORT"] = str(svc.port())
+            env[f"{svc.env_prefix}MIGRATE_ON_START"] = "false"
         proc = await asyncio.create_subprocess_exec(
             exe,
+            *svc.args,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             env=env,
@@ -124,33 +124,52 @@ async def wait_ready(services: tuple[ServiceInfo, ...], within_s: float) -> list
 
 
 @contextlib.asynccontextmanager
-async def running_services(env: dict[str, str]) -> AsyncIterator[Supervisor]:
+async def running_services(
+    env: dict[str, str], services: tuple[ServiceInfo, ...]
+) -> AsyncIterator[Supervisor]:
     sup = Supervisor(env)
     try:
-        for i, svc in enumerate(SERVICES):
+        for i, svc in enumerate(services):
             await sup.start(svc, _COLORS[i % len(_COLORS)])
         yield sup
     finally:
         await sup.stop()
 
 
-async def _up(nats_url: str, db_url: str, ready_timeout: float) -> int:
+def _print_demo(seeded: list[str]) -> None:
+    for line in seeded:
+        say(f"  seed: {line}")
+    api = demo.gateway().base_url()
+    say(f"REST API     {api}/v1  (OpenAPI at {api}/docs)")
+    say(f"API key      {demo.API_KEY}  (tenant {demo.TENANT}, development only)")
+    say(f"channel      {demo.CHANNEL} (Meta) served by the simulator at {demo.provider_base_url()}")
+    say(f"try it       curl -H 'Authorization: Bearer {demo.API_KEY}' {api}/v1/channels")
+
+
+async def _up(home: Path, nats_url: str, db_url: str, ready_timeout: float) -> int:
     started = time.monotonic()
     applied = await migrate_all(db_url)
     say("migrations applied: " + ", ".join(f"{k}={len(v)}" for k, v in applied.items()))
+    seeded = await asyncio.to_thread(demo.seed, db_url)
     env = {**os.environ, "NATS_URL": nats_url, "DATABASE_URL": db_url}
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running_services(env) as sup:
-        missing = await wait_ready(SERVICES, ready_timeout)
+    everything = (*SERVICES, demo.simulator_service(home))
+    async with running_services(env, everything) as sup:
+        missing = await wait_ready(everything, ready_timeout)
         if missing:
             say(f"not ready after {ready_timeout:.0f}s: {', '.join(missing)}; stopping")
             return 1
-        say(f"all {len(SERVICES)} services ready in {time.monotonic() - started:.1f}s")
+        say(
+            f"all {len(SERVICES)} services and the simulator ready in "
+            f"{time.monotonic() - started:.1f}s"
+        )
         for svc in SERVICES:
             say(f"  {svc.name:<10} {svc.base_url()}  (/healthz /readyz /metrics)")
+        say(f"  {'simulator':<10} {topology.SIMULATOR.base_url()}  (/_audit /_stats)")
+        _print_demo(seeded)
         say("`zapflow status` shows health, streams and consumers; Ctrl-C stops everything")
         exited = [asyncio.create_task(p.wait()) for p in sup.procs.values()]
         await asyncio.wait(
@@ -164,6 +183,6 @@ def up(ready_timeout: float = 60.0) -> int:
     home = topology.state_dir()
     home.mkdir(parents=True, exist_ok=True)
     with embedded_servers(home) as (nats_url, db_url):
-        code = asyncio.run(_up(nats_url, db_url, ready_timeout))
+        code = asyncio.run(_up(home, nats_url, db_url, ready_timeout))
     say("stopped")
     return code

@@ -13,6 +13,7 @@ from zapflow.runtime.settings import LOCAL_DATABASE_URL, LOCAL_NATS_URL
 class ServiceInfo:
     name: str
     http_port: int
+    args: tuple[str, ...] = ()
 
     @property
     def env_prefix(self) -> str:
@@ -37,6 +38,9 @@ SERVICES: tuple[ServiceInfo, ...] = (
     ServiceInfo("sender", 8084),
     ServiceInfo("realtime", 8085),
 )
+
+SIMULATOR = ServiceInfo("simulator", 8086)
+"""The simulator provider ``zapflow up`` runs beside the services (not a Zapflow service)."""
 
 LOCAL_NATS_PORT = 14222
 LOCAL_NATS_MONITOR_PORT = 18222

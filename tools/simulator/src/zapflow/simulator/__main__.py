@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,6 +14,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from zapflow.runtime import logging as zf_logging
+from zapflow.runtime.http import Server
 from zapflow.simulator.app import create_app
 from zapflow.simulator.config import SimulatorSettings
 
@@ -76,7 +79,7 @@ def serve(
     zf_logging.configure("simulator", settings.log_level, settings.log_format)
     numbers = ", ".join(f"{n.provider}:{n.channel_id}" for n in settings.numbers)
     logger.info("simulator serving %s on %s:%d", numbers, settings.host, settings.port)
-    server = uvicorn.Server(
+    server = Server(
         uvicorn.Config(
             create_app(settings),
             host=settings.host,
@@ -88,9 +91,17 @@ def serve(
             timeout_graceful_shutdown=5,
         )
     )
-    server.run()
+    asyncio.run(_serve_until_signalled(server))
     if not server.started:
         raise typer.Exit(1)
+
+
+async def _serve_until_signalled(server: Server) -> None:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully and exit 0 (supervisors expect it)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, setattr, server, "should_exit", True)
+    await server.serve()
 
 
 @app.command("config")
