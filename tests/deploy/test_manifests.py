@@ -397,6 +397,23 @@ def test_gateway_ingress_reaches_the_gateway_port() -> None:
         )
 
 
+def test_gateway_ingress_publishes_the_api_and_webhooks_but_not_health_or_metrics() -> None:
+    (ingress,) = objects("Ingress").values()
+    paths = {path["path"] for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]}
+    assert {"/v1", "/webhooks"} <= paths
+    internal = ("/metrics", "/healthz", "/readyz")
+    for path in paths:
+        assert path != "/", "a catch-all prefix would publish /metrics"
+        assert not any(inner.startswith(path) for inner in internal), path
+
+
+def test_gateway_seals_channel_credentials_with_a_key_from_a_secret() -> None:
+    env = container_env(main_container("gateway"))
+    ref = env["ZF_GATEWAY_SECRETS_KEY"]["secretKeyRef"]
+    assert ref["name"] == "zapflow-gateway"
+    assert ref["key"] == "SECRETS_KEY"
+
+
 # -- NATS ---------------------------------------------------------------------------------------
 
 
