@@ -208,15 +208,12 @@ SENDER_APPROVED: Final = partitioned_consumers(
     "sender",
     "Pace and send approved messages to the provider",
     ack_wait_s=60.0,
-    max_ack_pending=100,
+    # what one partition's worker may hold: messages waiting for their recipient's lane, for
+    # pace, backoff or a daily cap count too, so this bounds the lanes working at once
+    max_ack_pending=1000,
 )
-SENDER_CHANNELS: Final = ConsumerSpec(
-    durable="sender-channels",
-    stream=ZF_CHANNELS.name,
-    owner="sender",
-    filter_subjects=ZF_CHANNELS.subjects,
-    description="Keep pace settings and provider details.",
-)
+# No durable on ZF_CHANNELS for the sender: every replica needs every channel's settings, so each
+# reads the stream with an ordered consumer of its own; a shared durable would split them.
 
 _REALTIME_SOURCES: Final = (ZF_MESSAGES, ZF_CONVERSATIONS, ZF_CONTACTS, ZF_CAMPAIGNS, ZF_CONSENT)
 
@@ -271,7 +268,6 @@ ALL_CONSUMERS: Final = (
     DISPATCHER_CONTACTS,
     DISPATCHER_CHANNELS,
     *SENDER_APPROVED,
-    SENDER_CHANNELS,
     *REALTIME_EVENTS,
     *REALTIME_WEBHOOKS,
 )
