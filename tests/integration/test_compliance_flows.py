@@ -22,7 +22,6 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from zapflow.compliance import queries
 from zapflow.compliance.app import create_service
 from zapflow.compliance.settings import Settings
 from zapflow.contracts.channels.v1 import (
@@ -38,6 +37,7 @@ from zapflow.contracts.content import OutboundContent, TemplateContent, TextCont
 from zapflow.contracts.envelope import Contract, Event
 from zapflow.contracts.messages.v1 import MessageReceived
 from zapflow.contracts.model import Direction, Message, MessageKind, Party
+from zapflow.contracts.queries import compliance_v1 as queries
 from zapflow.contracts.sending.v1 import Recipient, SendRequest, SendRequested
 from zapflow.contracts.streams import ZF_SENDER, ZF_SENDING
 from zapflow.contracts.subjects import subject_for

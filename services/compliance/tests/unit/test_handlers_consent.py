@@ -9,7 +9,6 @@ from uuid import uuid4
 from zapflow.compliance import handlers
 from zapflow.compliance.adapters.memory import ManualClock, MemoryStore, RecordingPublisher
 from zapflow.compliance.domain import TenantRules
-from zapflow.compliance.queries import ConsentQuery, PutRules
 from zapflow.contracts.channels.v1 import ChannelRegistered, ChannelSettings, PaceSettings
 from zapflow.contracts.common import Actor, ActorKind, SendOrigin
 from zapflow.contracts.compliance.v1 import ChangeConsent, ConsentState
@@ -24,6 +23,7 @@ from zapflow.contracts.model import (
     MessageKind,
     Party,
 )
+from zapflow.contracts.queries.compliance_v1 import ConsentQuery, PutRules
 from zapflow.contracts.sending.v1 import Recipient, SendRequest, SendRequested, SendVetoed
 from zapflow.contracts.subjects import (
     CONSENT_OPTED_IN_V1,

@@ -10,7 +10,6 @@ import pytest
 from zapflow.compliance import handlers, ids
 from zapflow.compliance.adapters.memory import ManualClock, MemoryStore, RecordingPublisher
 from zapflow.compliance.domain import ChannelState, Outcome
-from zapflow.compliance.queries import DecisionQuery
 from zapflow.contracts.campaigns.v1 import CampaignCancelled
 from zapflow.contracts.channels.v1 import (
     ChannelPolicy,
@@ -21,6 +20,7 @@ from zapflow.contracts.channels.v1 import (
 from zapflow.contracts.common import SendOrigin
 from zapflow.contracts.content import TemplateContent
 from zapflow.contracts.errors import TransientError
+from zapflow.contracts.queries.compliance_v1 import DecisionQuery
 from zapflow.contracts.sender.v1 import SendApproved
 from zapflow.contracts.sending.v1 import (
     Recipient,

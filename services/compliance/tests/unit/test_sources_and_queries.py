@@ -8,7 +8,7 @@ from uuid import uuid4
 
 from pydantic import ValidationError
 
-from zapflow.compliance import handlers, queries
+from zapflow.compliance import handlers
 from zapflow.compliance.adapters.memory import ManualClock, MemoryStore, RecordingPublisher
 from zapflow.compliance.adapters.nats import _describe
 from zapflow.compliance.domain import TenantRules
@@ -21,6 +21,7 @@ from zapflow.contracts.channels.v1 import (
     ChannelUpdated,
     PaceSettings,
 )
+from zapflow.contracts.queries import compliance_v1 as queries
 from zapflow.contracts.streams import ALL_STREAMS
 from zapflow.contracts.subjects import matches
 

@@ -11,7 +11,7 @@ from typing import Any
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from zapflow.compliance import handlers, queries
+from zapflow.compliance import handlers
 from zapflow.compliance.adapters.nats import Route, serve_queries
 from zapflow.compliance.ports import Clock, Publisher, Store
 from zapflow.contracts import headers as h
@@ -21,6 +21,7 @@ from zapflow.contracts.campaigns.v1 import CampaignCancelled
 from zapflow.contracts.channels.v1 import ChannelDisabled, ChannelRegistered, ChannelUpdated
 from zapflow.contracts.compliance.v1 import ChangeConsent
 from zapflow.contracts.messages.v1 import MessageReceived
+from zapflow.contracts.queries import compliance_v1 as queries
 from zapflow.contracts.sending.v1 import SendRequested
 from zapflow.runtime.service import Service
 

@@ -8,7 +8,12 @@ gateway's parts on top of the service's NATS connection and database pool:
 * background tasks: the PostgreSQL listener (channel changes, outbox inserts), the cache
   maintenance loop and the outbox relay;
 * the ``CHANNEL_CREDENTIALS`` responder;
+* the command log (``send_requests`` + outbox) the send and consent routes write through;
 * the ASGI app (:func:`zapflow.gateway.api.build_app`), with ``app.state.service``.
+
+Besides its own streams it declares those its commands go to (``ZF_SENDING`` for API sends,
+``ZF_COMPLIANCE`` for consent changes): the outbox relay publishes in commit order, so a stream
+missing until its owner first starts would hold back every later event, channel changes too.
 
 Everything started here is stopped through ``svc.resources`` when the service stops.
 """
@@ -24,10 +29,13 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, Final
 
+from zapflow.contracts.routing import stream_for
 from zapflow.contracts.streams import consumers_owned_by, streams_owned_by
+from zapflow.contracts.subjects import COMPLIANCE_CHANGE_CONSENT_V1, SENDING_REQUESTED_V1
 from zapflow.gateway import credentials
 from zapflow.gateway.api import build_app
 from zapflow.gateway.cache import RELOAD, ChannelCache, pg_cache
+from zapflow.gateway.command_log import CommandLog, PgCommandLog
 from zapflow.gateway.crypto import SecretBox
 from zapflow.gateway.outbox import OutboxRelay
 from zapflow.gateway.pgnotify import PgListener
@@ -37,6 +45,8 @@ from zapflow.gateway.webhooks import WebhookEndpoints
 from zapflow.runtime.service import Service
 
 NAME: Final = "gateway"
+COMMANDS_TO: Final = (SENDING_REQUESTED_V1, COMPLIANCE_CHANGE_CONSENT_V1)
+"""Types the gateway publishes to streams other services own."""
 CHANNELS_NOTIFY: Final = "zf_gateway_channels"
 OUTBOX_NOTIFY: Final = "zf_gateway_outbox"
 
@@ -51,6 +61,7 @@ class Gateway:
     box: SecretBox
     cache: ChannelCache
     relay: OutboxRelay
+    commands: CommandLog
 
 
 def _spawn(svc: Service, stop: asyncio.Event, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -87,8 +98,11 @@ async def setup(svc: Service, settings: Settings) -> Gateway:
         poll_s=settings.outbox_poll_s,
         publish_timeout_s=settings.webhook_publish_timeout_s,
         retention_days=settings.outbox_retention_days,
+        idempotency_retention_days=settings.idempotency_retention_days,
     )
-    gateway = Gateway(settings=settings, box=box, cache=cache, relay=relay)
+    gateway = Gateway(
+        settings=settings, box=box, cache=cache, relay=relay, commands=PgCommandLog(svc.pool)
+    )
 
     async def on_connect() -> None:
         cache.notify(RELOAD)
@@ -131,7 +145,7 @@ def create_service(settings: Settings) -> Service:
     return Service(
         NAME,
         settings,
-        streams=streams_owned_by(NAME),
+        streams=(*streams_owned_by(NAME), *(stream_for(t) for t in COMMANDS_TO)),
         consumers=consumers_owned_by(NAME),
         migrations=files("zapflow.gateway") / "migrations",
         setup=setup_hook,

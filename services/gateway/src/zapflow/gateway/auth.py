@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
 
+from zapflow.contracts.common import Actor, ActorKind
 from zapflow.gateway import store
 from zapflow.gateway.tenants import ADMIN_SCOPE, hash_key
 
@@ -33,6 +34,11 @@ class Principal:
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or ADMIN_SCOPE in self.scopes
+
+    @property
+    def actor(self) -> Actor:
+        """Who to name in the commands this caller causes: its API key."""
+        return Actor(kind=ActorKind.API_KEY, id=self.key_id)
 
 
 def _unauthorized(reason: str) -> HTTPException:

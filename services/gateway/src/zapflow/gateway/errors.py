@@ -4,7 +4,9 @@ The tree::
 
     GatewayError                 base; ``reason`` is a short fixed phrase safe to show a client
     ├── NotFoundError            404: no such tenant or channel *for this tenant*
-    ├── ConflictError            409: the id is taken (channel ids are global: webhook URLs)
+    ├── ConflictError            409: the id is taken (channel ids are global: webhook URLs), the
+    │                            target's state refuses the request (a disabled channel), or an
+    │                            Idempotency-Key was already used for a different request
     ├── InvalidRequestError      400: the request is well-formed but not acceptable
     └── SecretsError             a sealed secret cannot be opened (wrong key, tampered row);
                                  never shown to a client: the API answers 500, logs the channel id
@@ -28,7 +30,8 @@ class NotFoundError(GatewayError):
 
 
 class ConflictError(GatewayError):
-    """A tenant, key or channel with this id already exists."""
+    """A tenant, key or channel with this id already exists, the target's state (a disabled
+    channel) rules the request out, or its Idempotency-Key belongs to another request."""
 
 
 class InvalidRequestError(GatewayError):

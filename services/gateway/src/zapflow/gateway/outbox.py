@@ -19,7 +19,8 @@ How:
    round publishes those rows again: JetStream drops them as duplicates within the stream's
    duplicate window, and consumers are idempotent by event id beyond it — at-least-once, never
    lost.
-4. Sent rows are deleted after ``outbox_retention_days``.
+4. Sent rows are deleted after ``outbox_retention_days``, and the API's idempotency keys
+   (``send_requests``) after ``idempotency_retention_days``, in the same hourly pass.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class OutboxRelay:
         batch: int = 100,
         publish_timeout_s: float = 5.0,
         retention_days: int = 7,
+        idempotency_retention_days: int = 30,
     ) -> None:
         self._pool = pool
         self._js = js
@@ -60,6 +62,7 @@ class OutboxRelay:
         self._batch = batch
         self._timeout = publish_timeout_s
         self._retention_days = retention_days
+        self._idempotency_retention_days = idempotency_retention_days
         self._wake = asyncio.Event()
         self._last_purge = 0.0
 
@@ -124,3 +127,6 @@ class OutboxRelay:
         purged = await store.purge_sent(self._pool, self._retention_days)
         if purged:
             logger.info("purged sent outbox rows", extra={"count": purged})
+        forgotten = await store.purge_send_requests(self._pool, self._idempotency_retention_days)
+        if forgotten:
+            logger.info("purged expired idempotency keys", extra={"count": forgotten})

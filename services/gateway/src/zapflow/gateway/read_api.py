@@ -78,7 +78,9 @@ def _query(model: type[C], **fields: Any) -> C:
         raise HTTPException(400, f"{where}: {err['msg']}") from None
 
 
-async def _ask(request: Request, subject: str, query: Contract, reply_model: type[R]) -> R:
+async def ask_ingest(request: Request, subject: str, query: Contract, reply_model: type[R]) -> R:
+    """Ingest's reply to ``query``; 400 if ingest calls it a bad request, 503 if it cannot
+    answer in time (also used by the send API to look conversations up)."""
     nc = request.app.state.service.nc
     try:
         msg = await nc.request(subject, query.model_dump_json().encode(), timeout=QUERY_TIMEOUT_S)
@@ -115,7 +117,7 @@ async def list_conversations(
         limit=limit,
         cursor=cursor,
     )
-    page = await _ask(request, q.LIST_CONVERSATIONS, query, q.ConversationsPage)
+    page = await ask_ingest(request, q.LIST_CONVERSATIONS, query, q.ConversationsPage)
     return ConversationPage(items=list(page.items), next_cursor=page.next_cursor)
 
 
@@ -124,7 +126,7 @@ async def get_conversation(
     request: Request, conversation_id: UUID, who: Tenant
 ) -> q.ConversationView:
     query = q.GetConversationRequest(tenant_id=who.tenant_id, conversation_id=conversation_id)
-    reply = await _ask(request, q.GET_CONVERSATION, query, q.ConversationReply)
+    reply = await ask_ingest(request, q.GET_CONVERSATION, query, q.ConversationReply)
     if reply.conversation is None:
         raise HTTPException(404, "conversation not found")
     return reply.conversation
@@ -148,7 +150,7 @@ async def list_messages(
         limit=limit,
         cursor=cursor,
     )
-    page = await _ask(request, q.LIST_MESSAGES, query, q.MessagesPage)
+    page = await ask_ingest(request, q.LIST_MESSAGES, query, q.MessagesPage)
     if not page.found:
         raise HTTPException(404, "conversation not found")
     return MessagePage(items=list(page.items), next_cursor=page.next_cursor)
@@ -173,7 +175,7 @@ async def find_contact(
 
 
 async def _contact(request: Request, query: q.GetContactRequest) -> q.ContactView:
-    reply = await _ask(request, q.GET_CONTACT, query, q.ContactReply)
+    reply = await ask_ingest(request, q.GET_CONTACT, query, q.ContactReply)
     if reply.contact is None:
         raise HTTPException(404, "contact not found")
     return reply.contact
@@ -206,7 +208,7 @@ async def search_messages(
         limit=limit,
         cursor=cursor,
     )
-    page = await _ask(request, q.SEARCH_MESSAGES, query, q.MessagesPage)
+    page = await ask_ingest(request, q.SEARCH_MESSAGES, query, q.MessagesPage)
     return MessagePage(items=list(page.items), next_cursor=page.next_cursor)
 
 
@@ -224,7 +226,7 @@ async def search_messages(
 )
 async def get_media(request: Request, message_id: UUID, who: Tenant) -> StreamingResponse:
     query = q.GetMediaRequest(tenant_id=who.tenant_id, message_id=message_id)
-    first = await _ask(request, q.GET_MEDIA, query, q.MediaChunk)
+    first = await ask_ingest(request, q.GET_MEDIA, query, q.MediaChunk)
     if first.state != "stored" or first.media is None:
         detail = "media not stored yet" if first.state == "pending" else "media not found"
         raise HTTPException(404, detail)
@@ -250,4 +252,4 @@ async def _chunks(
         if chunk.eof or not data:
             return
         next_query = query.model_copy(update={"offset": offset})
-        chunk = await _ask(request, q.GET_MEDIA, next_query, q.MediaChunk)
+        chunk = await ask_ingest(request, q.GET_MEDIA, next_query, q.MediaChunk)

@@ -19,6 +19,8 @@ DEV_SECRETS_KEY: Final = "ZGV2LW9ubHktemFwZmxvdy1nYXRld2F5LWtleS0wMDE"
 """Development-only AES-256 key (base64url of 32 ASCII bytes). Never use it in production."""
 
 MIB: Final = 1024 * 1024
+API_MAX_BODY_BYTES: Final = 256 * 1024
+"""Default REST API body limit: sends and rule sets are a few KiB."""
 
 
 class Settings(BaseServiceSettings):
@@ -58,6 +60,15 @@ class Settings(BaseServiceSettings):
         description="gc.freeze() once started: long-lived start-up objects skip full GC passes.",
     )
     outbox_retention_days: int = Field(default=7, ge=1, description="Keep sent outbox rows.")
+    api_max_body_bytes: int = Field(
+        default=API_MAX_BODY_BYTES, ge=1024, description="REST API request body limit (413 above)."
+    )
+    idempotency_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="Keep the Idempotency-Key of an API send this long; a key reused later "
+        "sends a new message.",
+    )
 
     @property
     def webhook_base_url(self) -> str:

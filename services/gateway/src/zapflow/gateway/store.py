@@ -251,3 +251,62 @@ async def purge_sent(conn: Executor, older_than_days: int) -> int:
         "DELETE FROM outbox WHERE sent_at < now() - make_interval(days => $1)", older_than_days
     )
     return int(status.rsplit(" ", 1)[-1])
+
+
+# -- send requests (API idempotency) -----------------------------------------------------------
+
+_SEND_COLUMNS = (
+    "tenant_id, idempotency_key, fingerprint, message_id, event_id, channel_id, conversation_id"
+)
+
+
+async def channel_enabled(conn: Executor, tenant_id: str, channel_id: str) -> bool | None:
+    """Whether the tenant's channel is enabled; None if the tenant has no such channel."""
+    enabled: bool | None = await conn.fetchval(
+        "SELECT enabled FROM channels WHERE tenant_id = $1 AND id = $2", tenant_id, channel_id
+    )
+    return enabled
+
+
+async def insert_send_request(
+    conn: Executor,
+    *,
+    tenant_id: str,
+    idempotency_key: str,
+    fingerprint: bytes,
+    message_id: UUID,
+    event_id: UUID,
+    channel_id: str,
+    conversation_id: UUID | None,
+) -> bool:
+    """True if stored, False if the tenant already used this key (waits for a concurrent
+    transaction holding the same key to finish first)."""
+    status = await conn.execute(
+        f"INSERT INTO send_requests ({_SEND_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        " ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
+        tenant_id,
+        idempotency_key,
+        fingerprint,
+        message_id,
+        event_id,
+        channel_id,
+        conversation_id,
+    )
+    return status == "INSERT 0 1"
+
+
+async def send_request(conn: Executor, tenant_id: str, key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {_SEND_COLUMNS} FROM send_requests WHERE tenant_id = $1 AND idempotency_key = $2",
+        tenant_id,
+        key,
+    )
+
+
+async def purge_send_requests(conn: Executor, older_than_days: int) -> int:
+    """Forget API idempotency keys older than ``older_than_days``; returns how many."""
+    status = await conn.execute(
+        "DELETE FROM send_requests WHERE created_at < now() - make_interval(days => $1)",
+        older_than_days,
+    )
+    return int(status.rsplit(" ", 1)[-1])

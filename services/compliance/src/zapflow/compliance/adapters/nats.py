@@ -14,9 +14,9 @@ from nats.aio.subscription import Subscription
 from pydantic import BaseModel, ValidationError
 
 from zapflow.compliance.ports import Publisher
-from zapflow.compliance.queries import QUEUE_GROUP, QueryError
 from zapflow.contracts.envelope import Event
 from zapflow.contracts.errors import TransientError
+from zapflow.contracts.queries.compliance_v1 import INTERNAL_ERROR, QUEUE_GROUP, QueryError
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ async def serve_queries(nc: NATS, routes: Mapping[str, Route[Any]]) -> list[Subs
                 reply = QueryError(error=_describe(exc))
             except Exception:  # the caller gets an answer either way; the cause is logged here
                 logger.exception("query failed", extra={"subject": msg.subject})
-                reply = QueryError(error="internal error")
+                reply = QueryError(error=INTERNAL_ERROR)
             if msg.reply:
                 await msg.respond(reply.model_dump_json().encode())
 

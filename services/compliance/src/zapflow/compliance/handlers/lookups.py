@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zapflow.compliance.domain import TenantRules, effective_consent
 from zapflow.compliance.ports import Clock, Store
-from zapflow.compliance.queries import (
+from zapflow.contracts.queries.compliance_v1 import (
     ConsentQuery,
     ConsentReply,
     DecisionQuery,
