@@ -1,4 +1,4 @@
-"""The ingest-raw use case with fakes for the store and the publisher (no servers)."""
+"""The ingest-raw and ingest-outbound use cases with fakes for the store and the publisher."""
 
 from __future__ import annotations
 
@@ -9,12 +9,16 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from zapflow.contracts.common import SendOrigin
 from zapflow.contracts.contacts.v1 import ContactUpdated
+from zapflow.contracts.content import TextContent
 from zapflow.contracts.envelope import Event
 from zapflow.contracts.errors import PermanentError, TransientError
 from zapflow.contracts.inbound.v1 import WebhookReceived
 from zapflow.contracts.model import Party
-from zapflow.ingest.handlers import UnparseableWebhook, handle_raw
+from zapflow.contracts.sending.v1 import Recipient, SendRequest, SendRequested
+from zapflow.ingest.handlers import UnparseableWebhook, handle_raw, handle_send
+from zapflow.ingest.outbound import SendEvent
 from zapflow.ingest.ports import Ingested
 from zapflow.providers import ParsedWebhook
 
@@ -122,3 +126,58 @@ async def test_publish_failure_is_transient_so_the_raw_event_is_retried() -> Non
     store, publish = FakeStore(produce=[contact_event()]), FakePublisher(fail=True)
     with pytest.raises(TransientError):
         await handle_raw(raw(), store=store, publish=publish)
+
+
+def send_requested() -> SendRequested:
+    request = SendRequest(
+        message_id=uuid4(),
+        channel_id="ch-1",
+        to=Recipient(phone="+5511999990001"),
+        content=TextContent(body="oi"),
+        origin=SendOrigin.API,
+        idempotency_key="k-1",
+    )
+    return SendRequested(tenant_id="acme", request=request)
+
+
+@dataclass
+class FakeOutboundStore:
+    produce: list[Event] = field(default_factory=list)
+    earlier: dict[UUID, list[Event]] = field(default_factory=dict)
+    recorded: list[SendEvent] = field(default_factory=list)
+
+    async def record(self, evt: SendEvent) -> list[Event] | None:
+        self.recorded.append(evt)
+        if evt.id in self.earlier:
+            return None
+        self.earlier[evt.id] = self.produce
+        return self.produce
+
+    async def outbox(self, source_event_id: UUID) -> list[Event]:
+        return self.earlier[source_event_id]
+
+
+async def test_send_event_is_recorded_then_its_events_published() -> None:
+    events: list[Event] = [contact_event(), contact_event(1)]
+    store, publish = FakeOutboundStore(produce=events), FakePublisher()
+    evt = send_requested()
+    await handle_send(evt, store=store, publish=publish)
+    assert store.recorded == [evt]
+    assert [e for _, e in publish.sent] == events
+
+
+async def test_send_event_processed_before_republishes_its_first_outbox() -> None:
+    first: list[Event] = [contact_event()]
+    store, publish = FakeOutboundStore(produce=first), FakePublisher()
+    evt = send_requested()
+    await handle_send(evt, store=store, publish=publish)
+    store.produce = [contact_event(1)]  # state moved on: a recomputation would differ
+    await handle_send(evt, store=store, publish=publish)
+    assert [e for _, e in publish.sent] == first + first
+
+
+async def test_send_event_publish_failure_is_transient() -> None:
+    store, publish = FakeOutboundStore(), FakePublisher(fail=True)
+    store.produce.append(contact_event())
+    with pytest.raises(TransientError):
+        await handle_send(send_requested(), store=store, publish=publish)

@@ -11,6 +11,7 @@ import pytest
 from zapflow.contracts.model import Media
 from zapflow.ingest import cursors, ids
 from zapflow.ingest.adapters import pgjson
+from zapflow.ingest.adapters.pglocks import lock_key, message_lock_key
 
 
 def test_ids_are_deterministic_and_distinct_per_key() -> None:
@@ -20,6 +21,16 @@ def test_ids_are_deterministic_and_distinct_per_key() -> None:
     assert ids.event_id(raw, "message/0") != ids.event_id(uuid4(), "message/0")
     assert ids.message_id("ch-1", "wamid.A") == ids.message_id("ch-1", "wamid.A")
     assert ids.message_id("ch-1", "wamid.A") != ids.message_id("ch-2", "wamid.A")
+
+
+def test_lock_keys_are_stable_64_bit_and_apart_per_kind() -> None:
+    message = uuid4()
+    assert message_lock_key(message) == message_lock_key(message)
+    assert message_lock_key(message) != message_lock_key(uuid4())
+    assert message_lock_key(message) != lock_key("message", str(message))
+    assert lock_key("ch-1", "wamid.A") != lock_key("ch-2", "wamid.A")
+    for key in (message_lock_key(message), lock_key("ch-1", "wamid.A")):
+        assert -(2**63) <= key < 2**63
 
 
 def test_cursor_round_trip_keeps_microseconds_and_zone() -> None:

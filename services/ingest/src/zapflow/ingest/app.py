@@ -1,10 +1,10 @@
 """Composition root of the ingest service.
 
-``create_service(settings, deps)`` wires the ingest-raw consumer, the read-side responders
-(queue group ``ingest``), the media worker and the retention purge onto the runtime's
-:class:`Service`. ``Deps`` lets tests and benchmarks swap the edges: the raw consumer spec (a
-unique durable filtered to a test's tenants), the HTTP transport of media downloads, the media
-store and the credentials lookup.
+``create_service(settings, deps)`` wires the ingest-raw and ingest-outbound consumers, the
+read-side responders (queue group ``ingest``), the media worker and the retention purge onto the
+runtime's :class:`Service`. ``Deps`` lets tests and benchmarks swap the edges: the consumer
+specs (unique durables filtered to a test's tenants), the HTTP transport of media downloads, the
+media store and the credentials lookup.
 """
 
 from __future__ import annotations
@@ -19,16 +19,24 @@ import httpx
 from nats.aio.msg import Msg
 
 from zapflow.contracts.inbound.v1 import WebhookReceived
-from zapflow.contracts.streams import INGEST_RAW, ConsumerSpec, consumers_owned_by, streams_owned_by
+from zapflow.contracts.streams import (
+    INGEST_OUTBOUND,
+    INGEST_RAW,
+    ConsumerSpec,
+    consumers_owned_by,
+    streams_owned_by,
+)
 from zapflow.ingest.adapters.credentials import NatsCredentials
 from zapflow.ingest.adapters.pg_ingest import PgIngestStore
 from zapflow.ingest.adapters.pg_media import PgMediaQueue
+from zapflow.ingest.adapters.pg_outbound import PgOutboundStore
 from zapflow.ingest.adapters.pg_queries import PgReadStore
-from zapflow.ingest.handlers import handle_raw
+from zapflow.ingest.handlers import handle_raw, handle_send
 from zapflow.ingest.maintenance import Retention, run_purge
 from zapflow.ingest.media.sources import MediaFetcher
 from zapflow.ingest.media.store import media_store
 from zapflow.ingest.media.worker import MediaWorker, WorkerSettings
+from zapflow.ingest.outbound import SEND_EVENTS
 from zapflow.ingest.ports import CredentialsLookup, MediaStore
 from zapflow.ingest.queries import QueryHandlers, Responders
 from zapflow.ingest.settings import Settings
@@ -39,9 +47,15 @@ NAME: Final = "ingest"
 
 @dataclass(frozen=True)
 class Deps:
-    """Replaceable edges; None means the production default built from settings."""
+    """Replaceable edges; None means the production default built from settings.
+
+    A test's own ``raw_consumer`` replaces every production durable: ingest then consumes send
+    events only through an ``outbound_consumer`` of the test's own (None: none at all);
+    ``outbound_consumer`` is ignored in production.
+    """
 
     raw_consumer: ConsumerSpec = INGEST_RAW
+    outbound_consumer: ConsumerSpec | None = None
     http_transport: httpx.AsyncBaseTransport | None = None
     media_store: MediaStore | None = None
     credentials: CredentialsLookup | None = None
@@ -50,9 +64,7 @@ class Deps:
 
 def create_service(settings: Settings, deps: Deps | None = None) -> Service:
     deps = deps or Deps()
-    # production declares every ingest consumer; a test's own raw durable replaces them all
-    owned = consumers_owned_by(NAME)
-    consumers = owned if deps.raw_consumer is INGEST_RAW else (deps.raw_consumer,)
+    consumers = _consumers(deps)
 
     async def setup(svc: Service) -> None:
         await _setup(svc, settings, deps)
@@ -65,6 +77,18 @@ def create_service(settings: Settings, deps: Deps | None = None) -> Service:
         migrations=files("zapflow.ingest") / "migrations",
         setup=setup,
     )
+
+
+def _consumers(deps: Deps) -> tuple[ConsumerSpec, ...]:
+    """Production declares every ingest consumer; a test's own durables replace them all."""
+    if deps.raw_consumer is INGEST_RAW:
+        return consumers_owned_by(NAME)
+    return (deps.raw_consumer,) + ((deps.outbound_consumer,) if deps.outbound_consumer else ())
+
+
+def _outbound_consumer(deps: Deps) -> ConsumerSpec | None:
+    """Where send events come from: ingest-outbound in production, else the test's own."""
+    return INGEST_OUTBOUND if deps.raw_consumer is INGEST_RAW else deps.outbound_consumer
 
 
 async def _setup(svc: Service, settings: Settings, deps: Deps) -> None:
@@ -100,6 +124,9 @@ async def _setup(svc: Service, settings: Settings, deps: Deps) -> None:
 
     for _ in range(settings.raw_workers):  # pull workers sharing the durable
         svc.consume(deps.raw_consumer, on_raw, batch=settings.raw_batch)
+    outbound = _outbound_consumer(deps)
+    if outbound is not None:
+        _consume_sends(svc, settings, outbound)
     handlers = QueryHandlers(PgReadStore(svc.pool), store)
     await Responders(svc.nc, handlers, concurrency=settings.query_concurrency).start(svc.resources)
     if deps.background:
@@ -107,6 +134,7 @@ async def _setup(svc: Service, settings: Settings, deps: Deps) -> None:
             webhook_log_days=settings.webhook_log_retention_days,
             outbox_days=settings.outbox_retention_days,
             inbox_days=settings.inbox_retention_days,
+            pending_days=settings.pending_retention_days,
         )
         _background(svc, lambda stop: worker.run(stop), "ingest-media")
         _background(
@@ -114,6 +142,18 @@ async def _setup(svc: Service, settings: Settings, deps: Deps) -> None:
             lambda stop: run_purge(svc.pool, retention, settings.purge_interval_s, stop),
             "ingest-purge",
         )
+
+
+def _consume_sends(svc: Service, settings: Settings, spec: ConsumerSpec) -> None:
+    store = PgOutboundStore(svc.pool, spec.durable)
+    publish = svc.publish
+
+    async def on_send(msg: Msg) -> None:
+        evt = SEND_EVENTS.validate_json(msg.data)
+        await handle_send(evt, store=store, publish=publish)
+
+    for _ in range(settings.outbound_workers):
+        svc.consume(spec, on_send, batch=settings.outbound_batch)
 
 
 def _background(

@@ -1,4 +1,8 @@
-"""The ingest-raw use case: a raw provider webhook in, stored rows and canonical events out."""
+"""The use cases of ingest's consumers: stored rows and canonical events out.
+
+* ingest-raw: a raw provider webhook in (``handle_raw``);
+* ingest-outbound: a send request, veto or outcome in (``handle_send``).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,14 @@ import asyncio
 import base64
 import binascii
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from zapflow.contracts.envelope import Event
 from zapflow.contracts.errors import PermanentError, TransientError
 from zapflow.contracts.inbound.v1 import WebhookReceived
 from zapflow.contracts.subjects import subject_for
-from zapflow.ingest.ports import IngestStore, Publish
+from zapflow.ingest.outbound import SendEvent
+from zapflow.ingest.ports import IngestStore, OutboundStore, Publish
 from zapflow.providers import ParsedWebhook, get_adapter
 from zapflow.providers.errors import WebhookPayloadError
 
@@ -43,6 +49,20 @@ async def handle_raw(
         events = ingested.events
         if ingested.media_jobs:
             media_queued()
+    await _publish_all(events, publish)
+
+
+async def handle_send(evt: SendEvent, *, store: OutboundStore, publish: Publish) -> None:
+    """Record the outbound message or move its status, then publish; the caller acks when this
+    returns. A send event seen before republishes its first run's outbox (same ids)."""
+    events = await store.record(evt)
+    if events is None:
+        events = await store.outbox(evt.id)
+        logger.info("send event seen before, republishing", extra={"event_id": str(evt.id)})
+    await _publish_all(events, publish)
+
+
+async def _publish_all(events: Sequence[Event], publish: Publish) -> None:
     try:
         await asyncio.gather(*(publish(subject_for(e), e) for e in events))
     except Exception as exc:  # any NATS failure: the outbox keeps the events for the retry

@@ -1,7 +1,10 @@
-"""Retention: the periodic purge of the webhook log, the outbox and old inbox rows.
+"""Retention: the periodic purge of the webhook log, the outbox, old inbox rows, and changes
+still waiting for their message.
 
 One replica at a time runs it (a PostgreSQL advisory lock); rows go in batches so no statement
-holds locks for long. Messages, contacts, conversations and status history are never purged here.
+holds locks for long. Messages, contacts, conversations and the status history of stored
+messages are never purged here; receipts that never found their message (``message_id`` NULL),
+pending edits/revokes and parked send outcomes go after ``pending_days``.
 """
 
 from __future__ import annotations
@@ -21,11 +24,33 @@ logger = logging.getLogger(__name__)
 BATCH: Final = 5000
 _LOCK: Final = "SELECT pg_try_advisory_lock(hashtext('zapflow-ingest-purge'))"
 _UNLOCK: Final = "SELECT pg_advisory_unlock(hashtext('zapflow-ingest-purge'))"
-# table, time column, key column: fixed names, never input
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A purged table: fixed SQL names, never input."""
+
+    table: str
+    at: str  # time column
+    key: str  # column the batches are picked by
+    setting: str  # Retention field
+    only: str = "true"  # rows that may go at all
+
+    def statement(self) -> str:
+        return (
+            f"DELETE FROM {self.table} WHERE {self.key} IN ("
+            f" SELECT {self.key} FROM {self.table} WHERE {self.only}"
+            f" AND {self.at} < now() - make_interval(secs => $1) LIMIT $2)"
+        )
+
+
 _TARGETS: Final = (
-    ("webhook_log", "received_at", "event_id", "webhook_log_days"),
-    ("outbox", "created_at", "ctid", "outbox_days"),
-    ("processed_events", "processed_at", "event_id", "inbox_days"),
+    _Target("webhook_log", "received_at", "event_id", "webhook_log_days"),
+    _Target("outbox", "created_at", "ctid", "outbox_days"),
+    _Target("processed_events", "processed_at", "event_id", "inbox_days"),
+    _Target("message_status_history", "recorded_at", "id", "pending_days", "message_id IS NULL"),
+    _Target("message_pending_changes", "recorded_at", "id", "pending_days"),
+    _Target("outbound_pending_outcomes", "recorded_at", "ctid", "pending_days"),
 )
 
 
@@ -34,6 +59,7 @@ class Retention:
     webhook_log_days: float
     outbox_days: float
     inbox_days: float
+    pending_days: float = 14.0
 
 
 async def purge_once(pool: asyncpg.Pool, retention: Retention) -> dict[str, int]:
@@ -44,19 +70,15 @@ async def purge_once(pool: asyncpg.Pool, retention: Retention) -> dict[str, int]
         if not await conn.fetchval(_LOCK):
             return removed
         try:
-            for table, at, key, setting in _TARGETS:
-                days: float = getattr(retention, setting)
-                removed[table] = await _purge_table(conn, table, at, key, days)
+            for target in _TARGETS:
+                days: float = getattr(retention, target.setting)
+                removed[target.table] = await _purge_table(conn, target.statement(), days)
         finally:
             await conn.fetchval(_UNLOCK)
     return removed
 
 
-async def _purge_table(conn: Conn, table: str, at: str, key: str, days: float) -> int:
-    statement = (
-        f"DELETE FROM {table} WHERE {key} IN ("
-        f" SELECT {key} FROM {table} WHERE {at} < now() - make_interval(secs => $1) LIMIT $2)"
-    )
+async def _purge_table(conn: Conn, statement: str, days: float) -> int:
     total = 0
     while True:
         result = await conn.execute(statement, days * 86_400, BATCH)

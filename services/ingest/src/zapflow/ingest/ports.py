@@ -9,6 +9,7 @@ from uuid import UUID
 from zapflow.contracts.envelope import Event
 from zapflow.contracts.inbound.v1 import WebhookReceived
 from zapflow.contracts.queries.gateway_v1 import ChannelCredentialsReply
+from zapflow.ingest.outbound import SendEvent
 from zapflow.providers import ParsedWebhook
 
 
@@ -44,6 +45,20 @@ class IngestStore(Protocol):
 
     async def record_failure(self, evt: WebhookReceived, body: bytes, error: str) -> None:
         """Log ``evt`` as failed (its own transaction; no inbox row, so a replay runs again)."""
+        ...
+
+
+class OutboundStore(Protocol):
+    """The message store as the ingest-outbound use case sees it."""
+
+    async def record(self, evt: SendEvent) -> list[Event] | None:
+        """Apply ``evt`` (record the message, or move its status) in one transaction with the
+        inbox row and the outbox; the events to publish, or None when ``evt`` was processed
+        before."""
+        ...
+
+    async def outbox(self, source_event_id: UUID) -> list[Event]:
+        """The events an earlier run of ``source_event_id`` wrote, in order."""
         ...
 
 

@@ -25,6 +25,14 @@ class Settings(BaseServiceSettings):
         description="Concurrent pull workers on ingest-raw per replica (each holds a DB "
         "connection while it works; ingest is order-insensitive, see the README).",
     )
+    outbound_batch: int = Field(default=64, ge=1, le=1000, description="Send events per fetch.")
+    outbound_workers: int = Field(
+        default=2,
+        ge=1,
+        le=32,
+        description="Concurrent pull workers on ingest-outbound per replica (events of one "
+        "message are serialized by an advisory lock; their order does not matter).",
+    )
 
     # media persistence (off the ack path: a durable media_jobs queue in PostgreSQL)
     media_store: Literal["filesystem", "s3"] = "filesystem"
@@ -54,5 +62,11 @@ class Settings(BaseServiceSettings):
     outbox_retention_days: float = Field(default=2.0, gt=0)
     inbox_retention_days: float = Field(
         default=30.0, gt=0, description="processed_events; keep longer than ZF_INBOUND's 7 days."
+    )
+    pending_retention_days: float = Field(
+        default=14.0,
+        gt=0,
+        description="Receipts, edits and send outcomes still waiting for their message; "
+        "ZF_SENDING keeps send events 14 days.",
     )
     purge_interval_s: float = Field(default=3600.0, gt=0)

@@ -20,6 +20,8 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field, model_validator
 
+from zapflow.contracts.common import Actor, SendOrigin
+from zapflow.contracts.content import OutboundContent
 from zapflow.contracts.conversations.v1 import ConversationStatus
 from zapflow.contracts.envelope import Contract
 from zapflow.contracts.model import (
@@ -107,6 +109,23 @@ class MessageView(Contract):
     raw_type: str | None = None
     sent_at: AwareDatetime
     stored_at: AwareDatetime
+    status_reason: str | None = Field(
+        default=None,
+        description="Why an outbound message was vetoed or failed: the veto or failure reason "
+        "code (`opted_out`, `invalid_recipient`, …); `error_code`/`error_text` hold the "
+        "provider's code and text when it gave them.",
+    )
+    origin: SendOrigin | None = Field(
+        default=None, description="Messages sent through Zapflow: who asked for the send."
+    )
+    campaign_id: UUID | None = None
+    recipient_id: UUID | None = None
+    requested_by: Actor | None = None
+    outbound_content: OutboundContent | None = Field(
+        default=None,
+        description="Messages sent through Zapflow: the content as requested (template "
+        "parameters, buttons, list sections); `kind`, `text` and `media` show it too.",
+    )
 
 
 class MediaInfo(Contract):

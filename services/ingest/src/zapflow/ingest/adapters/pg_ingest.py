@@ -12,25 +12,20 @@ retry the whole transaction.
 
 from __future__ import annotations
 
-import logging
 from typing import Final
 from uuid import UUID
 
 import asyncpg
 
 from zapflow.contracts.envelope import Event
-from zapflow.contracts.errors import TransientError
 from zapflow.contracts.inbound.v1 import WebhookReceived
-from zapflow.contracts.registry import parse_event
-from zapflow.contracts.subjects import subject_for
-from zapflow.ingest.adapters import pgjson
-from zapflow.ingest.adapters.pg_items import Race, WebhookItems
+from zapflow.ingest.adapters import pgjson, pgoutbox
+from zapflow.ingest.adapters.pg_items import WebhookItems
 from zapflow.ingest.adapters.pglocks import lock_key, locked_transaction
+from zapflow.ingest.adapters.pgretry import retrying
 from zapflow.ingest.adapters.pgtypes import Conn
 from zapflow.ingest.ports import Ingested
 from zapflow.providers import ParsedWebhook
-
-logger = logging.getLogger(__name__)
 
 _FINISH: Final = """
 WITH claim AS (
@@ -63,12 +58,6 @@ VALUES ($1, $2, $3, $4, $5, 'failed', 0, '{}', $6, $7, $8)
 ON CONFLICT (event_id) DO UPDATE SET outcome = 'failed', error = EXCLUDED.error,
   processed_at = now()
 """
-_OUTBOX_READ: Final = "SELECT type, payload FROM outbox WHERE source_event_id = $1 ORDER BY seq"
-_RETRYABLE: Final = (
-    asyncpg.UniqueViolationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.SerializationError,
-)
 
 
 class _SeenBefore(Exception):
@@ -86,18 +75,9 @@ class PgIngestStore:
     async def ingest(
         self, evt: WebhookReceived, body: bytes, parsed: ParsedWebhook
     ) -> Ingested | None:
-        for attempt in range(1, self._attempts + 1):
-            try:
-                return await self._ingest_once(evt, body, parsed)
-            except (*_RETRYABLE, Race) as exc:
-                if attempt == self._attempts:
-                    raise TransientError(
-                        "concurrent writes kept conflicting", code="db_conflict"
-                    ) from exc
-                logger.info("write conflict, retrying", extra={"event_id": str(evt.id)})
-            except (OSError, asyncpg.PostgresConnectionError) as exc:
-                raise TransientError("database unavailable", code="db_unavailable") from exc
-        raise AssertionError("unreachable")
+        return await retrying(
+            lambda: self._ingest_once(evt, body, parsed), attempts=self._attempts, event_id=evt.id
+        )
 
     async def _ingest_once(
         self, evt: WebhookReceived, body: bytes, parsed: ParsedWebhook
@@ -141,17 +121,12 @@ class PgIngestStore:
             [*parsed.ignored, *run.skipped],
             evt.content_type,
             body,
-            list(range(len(out))),
-            [e.id for e in out],
-            [subject_for(e) for e in out],
-            [e.type for e in out],
-            [e.model_dump_json() for e in out],
+            *pgoutbox.columns(out),
         )
         return bool(claimed)
 
     async def outbox(self, source_event_id: UUID) -> list[Event]:
-        rows = await self._pool.fetch(_OUTBOX_READ, source_event_id)
-        return [parse_event(r["type"], r["payload"]) for r in rows]
+        return await pgoutbox.read(self._pool, source_event_id)
 
     async def record_failure(self, evt: WebhookReceived, body: bytes, error: str) -> None:
         await self._pool.execute(

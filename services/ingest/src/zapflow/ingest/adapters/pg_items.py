@@ -19,6 +19,7 @@ from zapflow.ingest import events, ids
 from zapflow.ingest.adapters import pgjson
 from zapflow.ingest.adapters.pg_contacts import ContactResolver
 from zapflow.ingest.adapters.pg_timeline import Timeline
+from zapflow.ingest.adapters.pgretry import Race
 from zapflow.ingest.adapters.pgtypes import Conn
 from zapflow.ingest.domain import has_identity, reopens
 from zapflow.providers import ParsedWebhook
@@ -34,7 +35,7 @@ MEDIA_KINDS: Final = frozenset(
 )
 NO_IDENTITY: Final = "message without contact identity"
 
-_OPEN_THREAD: Final = """
+OPEN_THREAD: Final = """
 INSERT INTO conversations (id, tenant_id, channel_id, contact_id, group_id, last_message_at)
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (tenant_id, channel_id, contact_id) WHERE merged_into IS NULL DO NOTHING
@@ -85,10 +86,6 @@ INSERT INTO media_jobs
 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
 ON CONFLICT (message_id) DO NOTHING
 """
-
-
-class Race(Exception):
-    """Another transaction created the same row first: retry the whole transaction."""
 
 
 @dataclass(frozen=True)
@@ -202,7 +199,7 @@ class WebhookItems:
             src = self.src
             group_id = m.group.id if m.group else None
             new_id = await self.conn.fetchval(
-                _OPEN_THREAD,
+                OPEN_THREAD,
                 uuid4(),
                 src.tenant_id,
                 src.channel_id,

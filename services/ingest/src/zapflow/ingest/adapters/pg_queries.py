@@ -13,7 +13,10 @@ from typing import Any, Final, Literal
 from uuid import UUID
 
 import asyncpg
+from pydantic import TypeAdapter
 
+from zapflow.contracts.common import Actor
+from zapflow.contracts.content import OutboundContent
 from zapflow.contracts.model import InteractiveReply, Location, Media, Reaction, SharedContact
 from zapflow.contracts.queries.ingest_v1 import (
     ContactView,
@@ -31,6 +34,7 @@ from zapflow.ingest import cursors
 from zapflow.ingest.adapters import pgjson
 
 MediaState = Literal["stored", "pending", "failed", "none"]
+_OUTBOUND_CONTENT: Final[TypeAdapter[OutboundContent]] = TypeAdapter(OutboundContent)
 
 _CONVERSATION_COLUMNS: Final = """
 c.id, c.channel_id, c.group_id, c.status, c.assignee, c.unread_count, c.last_message_at,
@@ -42,7 +46,8 @@ m.id, m.conversation_id, m.channel_id, m.contact_id, m.sender_contact_id,
 m.provider_message_id, m.direction, m.kind, m.from_me, m.text, m.media::text AS media,
 m.content::text AS content, m.reply_to, m.forwarded, m.status, m.status_at, m.error_code,
 m.error_text, m.edited, m.edited_at, m.revoked, m.revoked_at, m.raw_type, m.sent_at,
-m.stored_at
+m.stored_at, m.status_reason, m.origin, m.campaign_id, m.recipient_id,
+m.requested_by::text AS requested_by
 """
 _LIVE_CONVERSATION: Final = """
 SELECT coalesce(merged_into, id) FROM conversations WHERE tenant_id = $1 AND id = $2
@@ -229,6 +234,8 @@ def _conversation(row: asyncpg.Record) -> ConversationView:
 def _message(row: asyncpg.Record) -> MessageView:
     content: dict[str, Any] = pgjson.loads(row["content"]) or {}
     media = pgjson.loads(row["media"])
+    requested_by = pgjson.loads(row["requested_by"])
+    outbound = content.get("outbound")
     return MessageView(
         id=row["id"],
         conversation_id=row["conversation_id"],
@@ -263,4 +270,10 @@ def _message(row: asyncpg.Record) -> MessageView:
         raw_type=row["raw_type"],
         sent_at=row["sent_at"],
         stored_at=row["stored_at"],
+        status_reason=row["status_reason"],
+        origin=row["origin"],
+        campaign_id=row["campaign_id"],
+        recipient_id=row["recipient_id"],
+        requested_by=Actor.model_validate(requested_by) if requested_by else None,
+        outbound_content=_OUTBOUND_CONTENT.validate_python(outbound) if outbound else None,
     )

@@ -15,16 +15,18 @@ from datetime import datetime
 from typing import Final
 from uuid import UUID
 
+from zapflow.contracts.common import SendOrigin
 from zapflow.contracts.envelope import Event
-from zapflow.contracts.inbound.v1 import WebhookReceived
 from zapflow.contracts.model import DeliveryStatus, MessageEdit, MessageRevoke, StatusUpdate
 from zapflow.ingest import events
 from zapflow.ingest.adapters import pgjson
 from zapflow.ingest.adapters.pgtypes import Conn
 from zapflow.ingest.domain import Receipt, fold_statuses
+from zapflow.ingest.events import Campaign, Cause
 
 _TARGET: Final = """
-SELECT id, conversation_id, status, edited_at, revoked FROM messages
+SELECT id, conversation_id, status, edited_at, revoked, origin, campaign_id, recipient_id
+FROM messages
 WHERE channel_id = $1 AND provider_message_id = $2
 FOR NO KEY UPDATE
 """
@@ -71,12 +73,14 @@ class Target:
     status: DeliveryStatus | None
     edited_at: datetime | None
     revoked: bool
+    campaign: Campaign
 
 
 class Timeline:
-    """Applies receipts, edits and revokes of one raw webhook inside its transaction."""
+    """Applies receipts, edits and revokes inside the transaction of ``src`` (a raw webhook, or
+    the send event that linked a provider id to its outbound message)."""
 
-    def __init__(self, conn: Conn, src: WebhookReceived) -> None:
+    def __init__(self, conn: Conn, src: Cause) -> None:
         self._conn = conn
         self._src = src
 
@@ -85,7 +89,11 @@ class Timeline:
         if row is None:
             return None
         status = DeliveryStatus(row["status"]) if row["status"] else None
-        return Target(row["id"], row["conversation_id"], status, row["edited_at"], row["revoked"])
+        origin = SendOrigin(row["origin"]) if row["origin"] else None
+        campaign = Campaign(origin, row["campaign_id"], row["recipient_id"])
+        return Target(
+            row["id"], row["conversation_id"], status, row["edited_at"], row["revoked"], campaign
+        )
 
     async def status(self, key: str, update: StatusUpdate) -> list[Event]:
         target = await self._target(update.provider_message_id)
@@ -130,6 +138,7 @@ class Timeline:
             at=receipt.at,
             error_code=receipt.error_code,
             error_text=receipt.error_text,
+            campaign=target.campaign,
         )
 
     async def edit(self, key: str, edit: MessageEdit) -> list[Event]:

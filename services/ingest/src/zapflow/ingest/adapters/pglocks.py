@@ -4,10 +4,11 @@ A receipt (or edit, or revoke) and the message it refers to may be processed at 
 by two workers or replicas. Without serialization, a receipt committed while its message's
 insert is in flight would be kept as "pending" after the message's own look for pending changes
 ran, and never be applied. Both sides therefore lock ``(channel, provider message id)`` for the
-whole transaction. The locks are taken by the statement that opens the transaction
-(``BEGIN; SELECT pg_advisory_xact_lock(…)``, one simple-query round trip), so every later
-statement's snapshot is taken after they are held; keys are sorted, and no row lock is held
-before them, so they cannot deadlock with each other.
+whole transaction; the outbound path takes the same key when it links a provider id to its
+message, and one key per outbound message id besides. The locks are taken by the statement
+that opens the transaction (``BEGIN; SELECT pg_advisory_xact_lock(…)``, one simple-query
+round trip), so every later statement's snapshot is taken after they are held; keys are
+sorted, and no row lock is held before them, so they cannot deadlock with each other.
 """
 
 from __future__ import annotations
@@ -15,13 +16,23 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Iterable
+from uuid import UUID
 
 from zapflow.ingest.adapters.pgtypes import Conn
 
 
 def lock_key(channel_id: str, provider_message_id: str) -> int:
     """A signed 64-bit advisory lock key (collisions only serialize a little more)."""
-    digest = hashlib.blake2b(f"{channel_id}\x00{provider_message_id}".encode(), digest_size=8)
+    return _key(f"{channel_id}\x00{provider_message_id}")
+
+
+def message_lock_key(message_id: UUID) -> int:
+    """The lock of one outbound message (every send event about it takes it)."""
+    return _key(f"\x01message\x00{message_id}")  # \x01 never starts a channel id
+
+
+def _key(text: str) -> int:
+    digest = hashlib.blake2b(text.encode(), digest_size=8)
     return int.from_bytes(digest.digest(), "big", signed=True)
 
 
