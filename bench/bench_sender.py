@@ -15,12 +15,16 @@ the test plays the gateway (``ChannelRegistered``, ``CHANNEL_CREDENTIALS``) and 
 * ``sender.ref.consume_ack_publish`` (its reference, same server kind, same N): raw nats-py
   ``fetch(100)``, then per message one acknowledged JetStream publish (concurrent within the
   batch) and the ack — the messaging a send needs, without database or HTTP.
-* ``sender.pace.achieved_ratio``: 50 channels (16 with ``--quick``) paced at 80 msg/s (burst 8),
-  two replicas, 200 ms provider latency, a backlog on every channel; arrivals per channel in a
-  window of the run's duration starting 1 s after the backlog was stored, divided by the
-  configured rate, averaged over the channels (reference: 1.0, the configured rate).
+* ``sender.pace.achieved_ratio`` / ``sender.pace.achieved_min_ratio``: 50 channels (16 with
+  ``--quick``) paced at 80 msg/s (burst 8), two replicas, 200 ms provider latency, a backlog on
+  every channel; arrivals per channel in a window of the run's duration starting 1 s after the
+  backlog was stored, divided by the configured rate: the median and the lowest channel
+  (reference: 1.0, the configured rate). ``sender.pace.achieved_total``: all channels' arrivals
+  per second in the window (reference: 50 x 80 msg/s).
 * ``sender.pace.max_1s_window``: the most arrivals of one channel in any 1 s window, from the
   first arrival to the end of the window (reference: rate + burst, the most the pace allows).
+* ``sender.pace.sender_cpu`` / ``sender.pace.provider_cpu``: CPU the replicas / the fake
+  provider used in the window, in cores (so a reader sees what is saturated).
 
 Channels are chosen so that no partition carries more than four (the consumer's
 ``max_ack_pending`` of 100 bounds what a partition holds: 4 x 80 msg/s x 0.2 s fits). On a
@@ -35,6 +39,7 @@ import contextlib
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -80,19 +85,24 @@ PUBLISH_WINDOW: Final = 1000
 
 
 async def run(ctx: Context) -> list[Figure]:
-    reference = await _reference(ctx)
+    ref = await reference(ctx)
     sends = await _throughput(ctx)
-    achieved, most = await _pace(ctx)
-    ref = Figure.baseline("sender.ref.consume_ack_publish", reference, "msg/s")
+    paced = await _pace(ctx)
     configured = Figure.baseline("sender.pace.configured", 1.0, "ratio")
     allowed = Figure.baseline("sender.pace.rate_plus_burst", RATE + BURST, "msg", better="lower")
+    total = Figure.baseline("sender.pace.configured_total", RATE * paced.channels, "msg/s")
     return [
         ref,
         Figure.against("sender.sends_per_s", sends, ref),
         configured,
-        Figure.against("sender.pace.achieved_ratio", achieved, configured),
+        Figure.against("sender.pace.achieved_ratio", paced.median, configured),
+        Figure.against("sender.pace.achieved_min_ratio", paced.minimum, configured),
+        total,
+        Figure.against("sender.pace.achieved_total", paced.total_per_s, total),
         allowed,
-        Figure.against("sender.pace.max_1s_window", most, allowed),
+        Figure.against("sender.pace.max_1s_window", paced.most_in_1s, allowed),
+        Figure.baseline("sender.pace.sender_cpu", paced.sender_cores, "cores", better="lower"),
+        Figure.baseline("sender.pace.provider_cpu", paced.provider_cores, "cores", better="lower"),
     ]
 
 
@@ -211,7 +221,8 @@ async def fake_meta(latency_s: float) -> AsyncIterator[Provider]:
                 await asyncio.sleep(0.05)
         yield provider
     finally:
-        process.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
         await process.wait()
 
 
@@ -228,30 +239,40 @@ class Stack:
     processes: list[asyncio.subprocess.Process] = field(default_factory=list)
 
     async def start_sender(self, name: str) -> None:
+        await self.start_service(name, "sender")
+
+    async def start_service(self, name: str, service: str) -> asyncio.subprocess.Process:
+        """``zapflow-<service>`` on this stack's servers; returns once it is ready."""
         port = free_port()
+        prefix = f"ZF_{service.upper()}_"
         env = {
             **os.environ,
             "NATS_URL": self.nats_url,
             "DATABASE_URL": self.dsn,
-            "ZF_SENDER_HTTP_PORT": str(port),
-            "ZF_SENDER_LOG_LEVEL": "WARNING",
-            "ZF_SENDER_LOG_FORMAT": "json",
+            f"{prefix}HTTP_PORT": str(port),
+            f"{prefix}LOG_LEVEL": "WARNING",
+            f"{prefix}LOG_FORMAT": "json",
         }
         with (self.workdir / f"{name}.log").open("ab") as log:
             process = await asyncio.create_subprocess_exec(
-                BIN / "zapflow-sender", env=env, stderr=log
+                BIN / f"zapflow-{service}", env=env, stderr=log
             )
         self.processes.append(process)
         async with httpx.AsyncClient() as client, asyncio.timeout(30):
             while True:
+                if process.returncode is not None:
+                    tail = (self.workdir / f"{name}.log").read_text()[-600:]
+                    raise RuntimeError(f"zapflow-{service} exited: {tail}")
                 with contextlib.suppress(httpx.HTTPError):
                     if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                        return
+                        return process
                 await asyncio.sleep(0.1)
 
     async def stop(self) -> None:
         for process in self.processes:
-            process.terminate()
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.terminate()
         for process in self.processes:
             try:
                 async with asyncio.timeout(15):
@@ -329,6 +350,16 @@ async def _throughput(ctx: Context) -> float:
     return (len(times) * 8 // 10) / (hi - lo)
 
 
+async def reference(ctx: Context) -> Figure:
+    """``sender.ref.consume_ack_publish``, measured once per run (``bench_outbound`` uses it)."""
+
+    async def measure() -> Figure:
+        value = await _reference(ctx)
+        return Figure.baseline("sender.ref.consume_ack_publish", value, "msg/s")
+
+    return await ctx.once("sender.ref.consume_ack_publish", measure)
+
+
 async def _reference(ctx: Context) -> float:
     """Raw nats-py: fetch(100), publish one event per message (acknowledged), ack."""
     total = int(SENDS_PER_SECOND_OF_RUN * ctx.duration)
@@ -357,7 +388,21 @@ async def _reference(ctx: Context) -> float:
         return total / (time.perf_counter() - started)
 
 
-async def _pace(ctx: Context) -> tuple[float, int]:
+@dataclass(frozen=True)
+class PaceResult:
+    channels: int
+    median: float
+    """Median over the channels of (arrivals in the window / window) / configured rate."""
+    minimum: float
+    total_per_s: float
+    """Arrivals of every channel in the window, per second."""
+    most_in_1s: int
+    sender_cores: float
+    """CPU the sender replicas used in the window, in cores."""
+    provider_cores: float
+
+
+async def _pace(ctx: Context) -> PaceResult:
     count = PACE_CHANNELS_QUICK if ctx.quick else PACE_CHANNELS
     per_partition = -(-count // SEND_PARTITIONS)
     channels = spread_channels(count, per_partition=per_partition)
@@ -371,7 +416,13 @@ async def _pace(ctx: Context) -> tuple[float, int]:
         await asyncio.sleep(4)  # leases settled between the two replicas
         await publish_sends(st.js, channels, per_channel)
         start = time.time() + 1.0  # past the first second of empty buckets
-        await asyncio.sleep(start + window + 0.5 - time.time())
+        await asyncio.sleep(start - time.time())
+        senders = [cpu_seconds(p.pid) for p in st.processes]
+        provider = cpu_seconds(meta.process.pid)
+        await asyncio.sleep(start + window - time.time())
+        sender_cores = sum(cpu_seconds(p.pid) for p in st.processes) - sum(senders)
+        provider_cores = cpu_seconds(meta.process.pid) - provider
+        await asyncio.sleep(0.5)
         received = await meta.arrivals()
     achieved: list[float] = []
     most = 0
@@ -380,7 +431,24 @@ async def _pace(ctx: Context) -> tuple[float, int]:
         in_window = sum(start <= t < start + window for t in arrivals)
         achieved.append(in_window / window / RATE)
         most = max(most, _max_in_1s(arrivals))
-    return sum(achieved) / len(achieved), most
+    return PaceResult(
+        channels=count,
+        median=statistics.median(achieved),
+        minimum=min(achieved),
+        total_per_s=sum(achieved) * RATE,
+        most_in_1s=most,
+        sender_cores=sender_cores / window,
+        provider_cores=provider_cores / window,
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (Linux ``/proc``), 0 if unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _max_in_1s(times: list[float]) -> int:

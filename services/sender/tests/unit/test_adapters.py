@@ -35,6 +35,7 @@ from zapflow.contracts.content import (
 )
 from zapflow.contracts.queries.gateway_v1 import ChannelCredentialsReply
 from zapflow.contracts.sending.v1 import FailureReason, Recipient, SendRequest
+from zapflow.embedded import free_port
 from zapflow.providers import get_adapter
 from zapflow.providers.errors import (
     InvalidRecipientError,
@@ -46,7 +47,7 @@ from zapflow.providers.errors import (
 )
 from zapflow.sender.adapters.channels import ChannelReplay
 from zapflow.sender.adapters.credentials import GatewayCredentials
-from zapflow.sender.adapters.http import BEFORE_WRITE, LeanTransport
+from zapflow.sender.adapters.http import BEFORE_WRITE, LeanClient, LeanTransport
 from zapflow.sender.adapters.provider import (
     channel_config,
     error_kind,
@@ -339,6 +340,76 @@ async def test_the_gate_runs_right_before_the_request_is_written() -> None:
             BEFORE_WRITE.reset(token)
         await client.post(url + "/x", json={})  # no gate outside a send
     assert events == ["gate", "received", "received"]
+
+
+async def test_lean_client_writes_what_httpx_would_and_reads_the_answer() -> None:
+    seen: list[bytes] = []
+    events: list[str] = []
+
+    def respond(data: bytes) -> bytes:
+        seen.append(data)
+        events.append("received")
+        return ok(b'{"messages":[{"id":"wamid.1"}]}', b"X-Answer: yes\r\n")
+
+    async def gate() -> None:
+        events.append("gate")
+
+    timeout = httpx.Timeout(5.0)
+    async with http_server(respond) as url, LeanClient(timeout=timeout) as client:
+        token = BEFORE_WRITE.set(gate)
+        try:
+            answer = await client.request(
+                "POST",
+                f"{url}/v21.0/1/messages?x=1",
+                headers={"Authorization": "Bearer t"},
+                json={"to": "5511", "text": {"body": "olá"}},
+            )
+        finally:
+            BEFORE_WRITE.reset(token)
+        async with httpx.AsyncClient(transport=LeanTransport(), timeout=timeout) as plain:
+            await plain.request(
+                "POST",
+                f"{url}/v21.0/1/messages?x=1",
+                headers={"Authorization": "Bearer t"},
+                json={"to": "5511", "text": {"body": "olá"}},
+            )
+    assert events == ["gate", "received", "received"]
+    assert answer.status_code == 200
+    assert answer.headers["x-answer"] == "yes"
+    assert answer.json() == {"messages": [{"id": "wamid.1"}]}
+    lean, reference = (_request_parts(data) for data in seen)
+    assert lean == reference  # same request line, header set and body as through httpx
+    assert lean[0] == "POST /v21.0/1/messages?x=1 HTTP/1.1"
+
+
+def _request_parts(data: bytes) -> tuple[str, set[str], bytes]:
+    head, _, body = data.partition(b"\r\n\r\n")
+    first, *lines = head.decode("latin-1").split("\r\n")
+    return first, {line.lower() for line in lines}, body
+
+
+async def test_lean_client_falls_back_to_httpx_for_anything_else() -> None:
+    seen: list[bytes] = []
+
+    def respond(data: bytes) -> bytes:
+        seen.append(data)
+        return ok(b"{}")
+
+    async with http_server(respond) as url, LeanClient(timeout=httpx.Timeout(5.0)) as client:
+        await client.request("POST", url + "/x", content=b"raw", headers={"A": "1"})
+        await client.request("GET", httpx.URL(url + "/y"))
+        with pytest.raises(httpx.LocalProtocolError):  # no header injection
+            await client.request("POST", url + "/z", headers={"A": "1\r\nB: 2"}, json={})
+    assert seen[0].endswith(b"raw")
+    assert seen[1].startswith(b"GET /y HTTP/1.1")
+    assert len(seen) == 2
+
+
+async def test_lean_client_errors_are_what_adapters_translate() -> None:
+    port = free_port()
+    async with LeanClient(timeout=httpx.Timeout(0.5)) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.request("POST", f"http://127.0.0.1:{port}/x", json={})
 
 
 # -- credentials -----------------------------------------------------------------------------

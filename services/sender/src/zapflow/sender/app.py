@@ -24,12 +24,11 @@ from zapflow.contracts.streams import (
     ConsumerSpec,
     streams_owned_by,
 )
-from zapflow.runtime import db
 from zapflow.runtime.service import Service
 from zapflow.sender import handlers
 from zapflow.sender.adapters.channels import ChannelReplay
 from zapflow.sender.adapters.credentials import GatewayCredentials
-from zapflow.sender.adapters.pg import PgAttemptStore
+from zapflow.sender.adapters.pg import PgAttemptStore, create_pool
 from zapflow.sender.adapters.provider import ProviderCalls
 from zapflow.sender.domain import AimdConfig, RetryPolicy
 from zapflow.sender.pacing import Pacers
@@ -81,9 +80,7 @@ async def _setup(svc: Service, s: Settings, overrides: Overrides) -> None:
     svc.resources.push_async_callback(channels.stop)
     # a pool of its own, opened in full at start: a cold pool growing under the first burst
     # would delay the first attempts after their pace slots
-    pool = await db.create_pool(
-        s.database_url.get_secret_value(), NAME, min_size=s.db_pool_size, max_size=s.db_pool_size
-    )
+    pool = await create_pool(s.database_url.get_secret_value(), NAME, size=s.db_pool_size)
     svc.resources.push_async_callback(pool.close)
     store = PgAttemptStore(pool)
     credentials = overrides.credentials or GatewayCredentials(

@@ -45,7 +45,7 @@ from zapflow.providers.errors import (
 from zapflow.providers.evolution.outbound import INSTANCE
 from zapflow.providers.meta.outbound import GRAPH_BASE_URL, PHONE_NUMBER_ID
 from zapflow.providers.zapi.outbound import INSTANCE_ID
-from zapflow.sender.adapters.http import BEFORE_WRITE, LeanTransport
+from zapflow.sender.adapters.http import BEFORE_WRITE, LeanClient
 from zapflow.sender.domain import ErrorKind
 
 ADAPTER_FOR: Final = {"simulator": "meta"}
@@ -119,8 +119,7 @@ class ProviderCalls:
         pool = self._pools.get(key)
         if pool is None:
             self._close_idle()
-            transport = LeanTransport(max_connections=self._max_connections)
-            client = httpx.AsyncClient(timeout=self._timeout, transport=transport)
+            client = LeanClient(timeout=self._timeout, max_connections=self._max_connections)
             pool = self._pools[key] = _Pool(client, self._clock())
         return pool
 
