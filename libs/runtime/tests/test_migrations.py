@@ -86,3 +86,20 @@ async def test_replicas_migrating_together_apply_each_version_once(
         assert await conn.fetchval(f"SELECT count(*) FROM {schema}.counter") == 1
     finally:
         await conn.close()
+
+
+@pytest.mark.parametrize("session_state", [True, False])
+async def test_a_pool_resets_sessions_unless_told_they_hold_no_state(
+    fresh_db: DatabaseFactory, session_state: bool
+) -> None:
+    """``session_state=False`` skips asyncpg's reset query: a session setting survives a
+    release only then (and a transaction left open is still rolled back either way)."""
+    pool = await create_pool(fresh_db("pool"), "svc_p", max_size=1, session_state=session_state)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute("SET application_name = 'changed'")
+        async with pool.acquire() as conn:
+            name = await conn.fetchval("SHOW application_name")
+        assert name == ("zapflow-svc_p" if session_state else "changed")
+    finally:
+        await pool.close()

@@ -11,7 +11,7 @@ from uuid import uuid4
 import pytest
 
 from zapflow.runtime import db
-from zapflow.sender.adapters.pg import PgAttemptStore, create_pool
+from zapflow.sender.adapters.pg import PgAttemptStore
 from zapflow.sender.domain import State
 from zapflow.sender.ports import NewAttempt
 
@@ -24,7 +24,7 @@ def attempt() -> NewAttempt:
 
 async def test_concurrent_writes_are_batched_and_each_caller_gets_its_row(sender_db: str) -> None:
     await db.migrate(sender_db, "sender", files("zapflow.sender") / "migrations")
-    pool = await create_pool(sender_db, "sender", size=2)
+    pool = await db.create_pool(sender_db, "sender", min_size=2, max_size=2, session_state=False)
     try:
         store = PgAttemptStore(pool, max_in_flight=1)
         new = [attempt() for _ in range(50)]

@@ -46,6 +46,7 @@ class Service:
         consumers: Sequence[ConsumerSpec] = (),
         migrations: Traversable | None = None,
         setup: Callable[[Service], Awaitable[None]] | None = None,
+        db_session_state: bool = True,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -63,6 +64,7 @@ class Service:
         self.resources = contextlib.AsyncExitStack()
         self.stopping = asyncio.Event()
         self._setup = setup
+        self._db_session_state = db_session_state
         self._consumers: list[Consumer] = []
         self._runners: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = []
         self._partition_tasks: set[asyncio.Task[None]] = set()
@@ -159,7 +161,12 @@ class Service:
         if self.migrations is not None:
             if s.migrate_on_start:
                 await db.migrate(dsn, self.name, self.migrations)
-            self._pool = await db.create_pool(dsn, self.name)
+            self._pool = await db.create_pool(
+                dsn,
+                self.name,
+                max_size=s.db_pool_size,
+                session_state=self._db_session_state,
+            )
         if self._setup is not None:
             await self._setup(self)
         self.routes.extend(health.health_routes(self.name, self.readiness_checks()))

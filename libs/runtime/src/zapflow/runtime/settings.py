@@ -30,6 +30,9 @@ class BaseServiceSettings(BaseSettings):
         default=None, description="OTLP/HTTP traces endpoint; traces are only propagated if unset."
     )
     migrate_on_start: bool = True
+    db_pool_size: int = Field(
+        default=10, ge=1, le=200, description="Most PostgreSQL connections this replica opens."
+    )
     stream_replicas: int = Field(
         default=1,
         ge=1,

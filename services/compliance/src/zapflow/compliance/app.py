@@ -51,4 +51,6 @@ def create_service(settings: Settings, *, clock: Clock | None = None) -> Service
         consumers=consumers_owned_by(NAME),
         migrations=files("zapflow.compliance") / "migrations",
         setup=setup,
+        # transaction-scoped advisory locks only: nothing to reset when a connection goes back
+        db_session_state=False,
     )

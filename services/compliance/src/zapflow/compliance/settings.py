@@ -25,4 +25,11 @@ class Settings(BaseServiceSettings):
         ge=0,
         description="Retry a request for an unknown channel until it is this old, then veto.",
     )
+    db_pool_size: int = Field(
+        default=24,
+        ge=1,
+        le=200,
+        description="Most PostgreSQL connections: one per request partition in a decision, "
+        "plus the outbox, the scheduler and the queries.",
+    )
     request_batch: int = Field(default=32, ge=1, description="Messages fetched per pull.")

@@ -24,11 +24,12 @@ from zapflow.contracts.streams import (
     ConsumerSpec,
     streams_owned_by,
 )
+from zapflow.runtime import db
 from zapflow.runtime.service import Service
 from zapflow.sender import handlers
 from zapflow.sender.adapters.channels import ChannelReplay
 from zapflow.sender.adapters.credentials import GatewayCredentials
-from zapflow.sender.adapters.pg import PgAttemptStore, create_pool
+from zapflow.sender.adapters.pg import PgAttemptStore
 from zapflow.sender.adapters.provider import ProviderCalls
 from zapflow.sender.domain import AimdConfig, RetryPolicy
 from zapflow.sender.pacing import Pacers
@@ -80,7 +81,9 @@ async def _setup(svc: Service, s: Settings, overrides: Overrides) -> None:
     svc.resources.push_async_callback(channels.stop)
     # a pool of its own, opened in full at start: a cold pool growing under the first burst
     # would delay the first attempts after their pace slots
-    pool = await create_pool(s.database_url.get_secret_value(), NAME, size=s.db_pool_size)
+    size = s.db_pool_size
+    dsn = s.database_url.get_secret_value()
+    pool = await db.create_pool(dsn, NAME, min_size=size, max_size=size, session_state=False)
     svc.resources.push_async_callback(pool.close)
     store = PgAttemptStore(pool)
     credentials = overrides.credentials or GatewayCredentials(

@@ -39,9 +39,6 @@ class Settings(BaseServiceSettings):
     pace_headroom: float = Field(
         default=0.01, ge=0, le=0.2, description="Pace this much below the configured rate."
     )
-    db_pool_size: int = Field(
-        default=10, ge=1, description="Connections kept open for attempt records."
-    )
     aimd_decrease: float = Field(default=0.5, gt=0, lt=1)
     aimd_min_factor: float = Field(default=0.1, gt=0, le=1)
     aimd_increase: float = Field(default=0.1, gt=0, le=1)

@@ -10,9 +10,9 @@ in the database go together in one ``… unnest(…)`` statement, and each calle
 the statement holding its row committed. Under load that is one round trip for dozens of sends
 instead of one each; alone, a write goes at once.
 
-:func:`create_pool` opens the pool without asyncpg's per-release reset query (``RESET ALL``,
-``UNLISTEN *``, …): the store keeps no session state, and that query was a second round trip
-for every statement.
+The store keeps no session state, so its pool is opened with ``session_state=False``
+(``zapflow.runtime.db.create_pool``): no reset query, which was a second round trip for every
+statement.
 """
 
 from __future__ import annotations
@@ -27,28 +27,6 @@ import asyncpg
 from zapflow.sender.coalesce import Coalescer
 from zapflow.sender.domain import AttemptRecord, State
 from zapflow.sender.ports import NewAttempt
-
-
-async def _no_reset(_: asyncpg.Connection) -> None:
-    """Replaces the reset query on release (asyncpg still rolls back an open transaction)."""
-
-
-async def create_pool(dsn: str, schema: str, *, size: int) -> asyncpg.Pool:
-    """A pool of ``size`` connections, opened at once, whose connections resolve unqualified
-    names in ``schema`` (as ``zapflow.runtime.db.create_pool``), without the reset query."""
-    pool = await asyncpg.create_pool(
-        dsn,
-        min_size=size,
-        max_size=size,
-        reset=_no_reset,
-        server_settings={
-            "search_path": f"{schema}, public",
-            "application_name": f"zapflow-{schema}",
-        },
-    )
-    assert pool is not None
-    return pool
-
 
 _COLUMNS: Final = """message_id, state, attempts, provider, rate_limited, provider_message_id,
     reason, permanent, error_code, error_text, replay_of,
