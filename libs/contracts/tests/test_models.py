@@ -23,6 +23,7 @@ from zapflow.contracts.content import (
 )
 from zapflow.contracts.envelope import Event
 from zapflow.contracts.inbound.v1 import WebhookReceived
+from zapflow.contracts.model import DeliveryStatus, status_advances
 from zapflow.contracts.sending.v1 import Recipient, SendRequest
 
 MakeRequest = Callable[..., SendRequest]
@@ -147,3 +148,28 @@ def test_pace_ranges_are_ordered() -> None:
     with pytest.raises(ValidationError):
         PaceSettings(rate_per_second=0)
     assert PaceSettings(rate_per_second=0.5, pause_min_s=10, pause_max_s=30).burst == 1
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "advances"),
+    [
+        (None, DeliveryStatus.VETOED, True),
+        (DeliveryStatus.QUEUED, DeliveryStatus.VETOED, True),
+        (DeliveryStatus.SENT, DeliveryStatus.VETOED, False),
+        (DeliveryStatus.READ, DeliveryStatus.VETOED, False),
+        (DeliveryStatus.QUEUED, DeliveryStatus.SENT, True),
+        (DeliveryStatus.DELIVERED, DeliveryStatus.SENT, False),
+        (DeliveryStatus.SENT, DeliveryStatus.FAILED, True),
+        (DeliveryStatus.READ, DeliveryStatus.FAILED, False),
+        (DeliveryStatus.VETOED, DeliveryStatus.SENT, False),
+        (DeliveryStatus.FAILED, DeliveryStatus.SENT, False),
+        (DeliveryStatus.SENT, DeliveryStatus.READ, True),
+        (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, False),
+        (DeliveryStatus.DELIVERED, DeliveryStatus.VETOED, False),
+        (DeliveryStatus.VETOED, DeliveryStatus.VETOED, False),
+    ],
+)
+def test_statuses_only_move_forward_and_a_veto_only_replaces_queued(
+    current: DeliveryStatus | None, new: DeliveryStatus, advances: bool
+) -> None:
+    assert status_advances(current, new) is advances

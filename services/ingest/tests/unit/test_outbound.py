@@ -34,7 +34,6 @@ from zapflow.ingest.outbound import (
     TimelineContent,
     channel_of,
     message_id_of,
-    outcome_advances,
     outcome_of,
     recipient_party,
     timeline_content,
@@ -194,27 +193,6 @@ def test_success_carries_the_provider_id_when_there_is_one(
         AT,
         linked,
     )
-
-
-@pytest.mark.parametrize(
-    ("current", "new", "advances"),
-    [
-        (None, DeliveryStatus.VETOED, True),
-        (DeliveryStatus.QUEUED, DeliveryStatus.VETOED, True),
-        (DeliveryStatus.SENT, DeliveryStatus.VETOED, False),
-        (DeliveryStatus.READ, DeliveryStatus.VETOED, False),
-        (DeliveryStatus.QUEUED, DeliveryStatus.SENT, True),
-        (DeliveryStatus.DELIVERED, DeliveryStatus.SENT, False),
-        (DeliveryStatus.SENT, DeliveryStatus.FAILED, True),
-        (DeliveryStatus.READ, DeliveryStatus.FAILED, False),
-        (DeliveryStatus.VETOED, DeliveryStatus.SENT, False),
-        (DeliveryStatus.FAILED, DeliveryStatus.SENT, False),
-    ],
-)
-def test_outcomes_only_move_forward_and_a_veto_only_replaces_queued(
-    current: DeliveryStatus | None, new: DeliveryStatus, advances: bool
-) -> None:
-    assert outcome_advances(current, new) is advances
 
 
 def test_send_events_parse_by_type_and_name_their_message_and_channel() -> None:

@@ -61,13 +61,16 @@ _RANK = {
 def status_advances(current: DeliveryStatus | None, new: DeliveryStatus) -> bool:
     """True when moving from ``current`` to ``new`` is progress; a status never regresses.
 
-    ``failed``/``vetoed`` end the lifecycle, except that a later ``delivered``/``read`` receipt
-    cannot exist for a failed message, so a terminal status is never replaced.
+    ``failed``/``vetoed`` end the lifecycle and are never replaced. ``failed`` only follows
+    ``queued`` or ``sent`` (a delivered message did not fail), and ``vetoed`` only ``queued``
+    (a message the provider took was not vetoed).
     """
     if current is None:
         return True
     if current in (DeliveryStatus.FAILED, DeliveryStatus.VETOED):
         return False
+    if new is DeliveryStatus.VETOED:
+        return current is DeliveryStatus.QUEUED
     if new is DeliveryStatus.FAILED:
         return current in (DeliveryStatus.QUEUED, DeliveryStatus.SENT)
     return _RANK[new] > _RANK[current]

@@ -3,8 +3,8 @@
 * :data:`SendEvent` — the four ``zapflow.contracts.sending.v1`` events ingest-outbound reads;
 * :func:`timeline_content` — what the timeline shows for an ``OutboundContent``;
 * :func:`recipient_party` — the contact identity a ``Recipient`` names;
-* :func:`outcome_of` / :func:`outcome_advances` — the status a veto or a send outcome sets, and
-  whether it moves the message forward.
+* :func:`outcome_of` — the status a veto or a send outcome sets (applied when
+  ``zapflow.contracts.model.status_advances`` says it moves the message forward).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from zapflow.contracts.content import (
     TemplateContent,
     TextContent,
 )
-from zapflow.contracts.model import DeliveryStatus, Media, MessageKind, Party, status_advances
+from zapflow.contracts.model import DeliveryStatus, Media, MessageKind, Party
 from zapflow.contracts.sending.v1 import (
     Recipient,
     SendFailed,
@@ -129,11 +129,3 @@ def outcome_of(evt: OutcomeEvent) -> Outcome:
     return Outcome(
         DeliveryStatus.SENT, evt.sent_at, provider_message_id=evt.provider_message_id or None
     )
-
-
-def outcome_advances(current: DeliveryStatus | None, new: DeliveryStatus) -> bool:
-    """``status_advances``, except that a veto only ever replaces ``queued``: a message the
-    provider already took (sent, delivered, read) was not vetoed."""
-    if new is DeliveryStatus.VETOED:
-        return current in (None, DeliveryStatus.QUEUED)
-    return status_advances(current, new)

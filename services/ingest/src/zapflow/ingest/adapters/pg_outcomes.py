@@ -1,6 +1,6 @@
 """Send outcomes of stored outbound messages, inside the ingest-outbound transaction.
 
-A veto or a send outcome moves an outbound message's status forward (``outcome_advances``); a
+A veto or a send outcome moves an outbound message's status forward (``status_advances``); a
 ``SendSucceeded`` links the provider's message id, and receipts that waited for that id
 (``message_status_history`` rows with ``message_id`` NULL) are applied through ``pg_timeline``.
 Outcomes for a message not recorded yet are parked in ``outbound_pending_outcomes`` and applied
@@ -21,7 +21,7 @@ import asyncpg
 from zapflow.contracts.common import SendOrigin
 from zapflow.contracts.envelope import Event
 from zapflow.contracts.errors import PermanentError
-from zapflow.contracts.model import DeliveryStatus
+from zapflow.contracts.model import DeliveryStatus, status_advances
 from zapflow.contracts.sending.v1 import SendFailed, SendSucceeded
 from zapflow.ingest import events
 from zapflow.ingest.adapters import pgjson
@@ -35,7 +35,6 @@ from zapflow.ingest.outbound import (
     Outcome,
     OutcomeEvent,
     message_id_of,
-    outcome_advances,
     outcome_of,
 )
 
@@ -128,7 +127,7 @@ class Outcomes:
     async def settle(self, message: Outbound, outcome: Outcome, key: str) -> None:
         """Link the provider id, move the status forward, then apply receipts that waited."""
         linked = await self._link(message, outcome.provider_message_id)
-        if outcome_advances(message.status, outcome.status):
+        if status_advances(message.status, outcome.status):
             await self.conn.execute(
                 _SET_OUTCOME,
                 message.id,
