@@ -76,6 +76,16 @@ def test_up_starts_every_service_and_status_reports_them_then_sigint_stops_all(
         for stream in ALL_STREAMS:
             assert stream.name in status.stdout
         assert "ingest-raw" in status.stdout
+        consumers = status.stdout.split(" CONSUMER ", 1)[1]
+        assert "KV_zf_leases" not in consumers  # lease watchers only with --all
+        everything = subprocess.run(
+            [BIN / "zapflow", "status", "--all"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert everything.stdout.count("\n") >= status.stdout.count("\n")
     finally:
         up.send_signal(signal.SIGINT)
         rest, _ = up.communicate(timeout=40)

@@ -133,3 +133,40 @@ async def test_partitions_of_a_killed_replica_move_within_ten_seconds(nats_url: 
         if task is not None:
             await task
         await nc.close()
+
+
+async def test_balancing_rounds_create_no_consumers_and_a_member_that_left_stops_counting(
+    nats_url: str,
+) -> None:
+    """Counting members reads the bucket without watchers: many rounds leave the bucket's
+    consumer count where it was, and a replica that stopped cleanly gives its share back at
+    once (its heartbeat key is deleted, not left to expire)."""
+    group = unique("grp")
+    nc = await nats.connect(nats_url)
+    ledger = Ledger()
+    stops = {name: asyncio.Event() for name in ("a", "b")}
+    replicas = {
+        name: PartitionLeases(nc.jetstream(), group, 4, replica_id=name, renew_s=0.2)
+        for name in stops
+    }
+    tasks = {
+        name: asyncio.create_task(replicas[name].run(stops[name], *ledger.callbacks(name)))  # type: ignore[arg-type]
+        for name in stops
+    }
+    try:
+        await wait_for(lambda: ledger.count("a") == 2 and ledger.count("b") == 2, 6)
+        js = nc.jetstream()
+        before = (await js.stream_info("KV_zf_leases")).state.consumer_count
+        await asyncio.sleep(2)  # ~10 rounds of each replica
+        assert (await js.stream_info("KV_zf_leases")).state.consumer_count <= before
+
+        stops["b"].set()
+        await tasks["b"]
+        took = await wait_for(lambda: ledger.count("a") == 4, 3)
+        assert took < 3  # well before the 6 s a killed replica's heartbeat takes to expire
+        assert not ledger.overlaps
+    finally:
+        for stop in stops.values():
+            stop.set()
+        await asyncio.gather(*tasks.values())
+        await nc.close()

@@ -31,7 +31,12 @@ from collections.abc import Awaitable, Callable
 
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from nats.js.errors import (
+    BucketNotFoundError,
+    KeyDeletedError,
+    KeyNotFoundError,
+    KeyWrongLastSequenceError,
+)
 from nats.js.kv import KeyValue
 
 logger = logging.getLogger(__name__)
@@ -130,12 +135,23 @@ class PartitionLeases:
             await on_acquired(partition)
 
     async def _members(self, kv: KeyValue) -> int:
+        """Live members of the group: heartbeat keys whose last entry is not a delete.
+
+        The keys come from the stream's per-subject counts and each is read with a direct get,
+        so counting creates no consumer (``kv.keys()`` would create a watcher every round, and
+        the server keeps each one until its inactivity threshold).
+        """
         prefix = f"{self.group}.members."
-        try:
-            keys = await kv.keys()
-        except NoKeysError:
-            return 1
-        return max(1, sum(1 for k in keys if k.startswith(prefix)))
+        info = await self._js.stream_info(f"KV_{BUCKET}", subjects_filter=f"$KV.{BUCKET}.{prefix}>")
+        live = 0
+        for subject in info.state.subjects or {}:
+            key = subject.removeprefix(f"$KV.{BUCKET}.")
+            try:
+                entry = await kv.get(key)
+            except (KeyNotFoundError, KeyDeletedError):  # left, or expired meanwhile
+                continue
+            live += entry.value is not None  # None: a per-key TTL expiry marker
+        return max(1, live)
 
     async def _expire_stale(self, on_released: Callback) -> None:
         deadline = self.ttl_s - self.renew_s

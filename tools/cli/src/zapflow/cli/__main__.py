@@ -41,7 +41,11 @@ def migrate() -> None:
 
 
 @app.command()
-def status() -> None:
+def status(
+    all_consumers: bool = typer.Option(
+        False, "--all", help="Also list ephemeral consumers (KV watchers, ordered readers)."
+    ),
+) -> None:
     """Services' readiness, JetStream streams with message counts, consumers with backlog."""
     healthy = True
     typer.echo("SERVICE     URL                     STATUS")
@@ -59,10 +63,13 @@ def status() -> None:
     typer.echo(
         "\nSTREAM                 CONSUMER                    PENDING  ACK_PENDING  REDELIVERED"
     )
-    for c in consumers:
+    shown = [c for c in consumers if all_consumers or c.durable]
+    for c in shown:
         typer.echo(
             f"{c.stream:<22} {c.name:<26} {c.pending:>8} {c.ack_pending:>12} {c.redelivered:>12}"
         )
+    if hidden := len(consumers) - len(shown):
+        typer.echo(f"({hidden} ephemeral consumers not shown; --all lists them)")
     raise typer.Exit(0 if healthy else 1)
 
 

@@ -36,6 +36,8 @@ class ConsumerRow:
     pending: int
     ack_pending: int
     redelivered: int
+    durable: bool = True
+    """False for ephemeral consumers: KV watchers, ordered readers of a replica."""
 
 
 async def service_health() -> list[ServiceHealth]:
@@ -73,6 +75,7 @@ async def jetstream_state(nats_url: str) -> tuple[list[StreamRow], list[Consumer
                             c.num_pending or 0,
                             c.num_ack_pending or 0,
                             c.num_redelivered or 0,
+                            durable=bool(c.config.durable_name),
                         )
                     )
         return sorted(streams, key=lambda s: s.name), sorted(
