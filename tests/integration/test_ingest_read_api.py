@@ -103,7 +103,8 @@ async def stack(
     try:
         async with service.running():
             yield Stack(nc, spec.durable, iter(tenants))
-            await nc.jetstream().delete_consumer(ZF_INBOUND.name, spec.durable)
+        # after the service stopped: deleting it under a running consumer loop fails its fetch
+        await nc.jetstream().delete_consumer(ZF_INBOUND.name, spec.durable)
     finally:
         await nc.close()
 
