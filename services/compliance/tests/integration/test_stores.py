@@ -6,15 +6,16 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from importlib.resources import files
-from uuid import uuid4
+from uuid import UUID, uuid4
 
+import asyncpg
 import pytest
 import pytest_asyncio
 
 from zapflow.compliance.adapters.memory import MemoryStore
 from zapflow.compliance.adapters.pg import PgStore
-from zapflow.compliance.domain import ChannelState, ConsentRecord, Outcome
-from zapflow.compliance.ports import Store, StoredDecision
+from zapflow.compliance.domain import ChannelState, ConsentRecord, Outcome, TenantRules
+from zapflow.compliance.ports import ApprovedSend, DecisionFacts, Store, StoredDecision
 from zapflow.contracts.common import SendOrigin
 from zapflow.contracts.compliance.v1 import ConsentState
 from zapflow.contracts.consent.v1 import ConsentSource, ContactOptedOut
@@ -197,3 +198,148 @@ async def test_confirmations_are_known_per_tenant(store: Store) -> None:
         await uow.add_confirmation(tenant, message_id)
         assert await uow.is_confirmation(tenant, message_id)
         assert not await uow.is_confirmation("other", message_id)
+
+
+def send_request(campaign_id: UUID | None = None) -> SendRequest:
+    return SendRequest(
+        message_id=uuid4(), channel_id=CHANNEL,
+        to=Recipient(phone="+5511999990001", wa_id="5511999990001"),
+        content=TextContent(body="oi"), origin=SendOrigin.API, idempotency_key="k",
+        campaign_id=campaign_id,
+    )  # fmt: skip
+
+
+async def test_decision_facts_read_nothing_when_nothing_is_known(store: Store) -> None:
+    tenant, req = unique("t"), send_request(uuid4())
+    async with store.unit() as uow:
+        facts = await uow.decision_facts(
+            tenant,
+            req,
+            addresses=["+5511999990001", "5511999990001"],
+            days=[date(2025, 6, 10)],
+            fingerprint="h1",
+        )
+    assert facts == DecisionFacts(
+        decided=False, rules=TenantRules(), channel=None, consents=[], last_inbound_at=None,
+        recipients={}, counted_days=frozenset(), last_same_content_at=None,
+        campaign_cancelled=False, is_confirmation=False,
+    )  # fmt: skip
+
+
+async def test_decision_facts_read_what_the_single_reads_return(store: Store) -> None:
+    tenant, campaign = unique("t"), uuid4()
+    day, next_day = date(2025, 6, 10), date(2025, 6, 11)
+    req = send_request(campaign)
+    rules = TenantRules(duplicate_interval_s=60)
+    await store.put_rules(tenant, rules, T0)
+    wide = ConsentRecord(None, ConsentState.OPTED_OUT, T0, ConsentSource.API)
+    scoped = ConsentRecord(CHANNEL, ConsentState.OPTED_IN, T0, ConsentSource.OPERATOR)
+    async with store.unit() as uow:
+        await uow.put_channel(tenant, channel(T0, cap=10), T0)
+        await uow.put_consent(tenant, "+5511999990001", wide)
+        await uow.put_consent(tenant, "5511999990001", scoped)
+        await uow.record_inbound(tenant, CHANNEL, ["5511999990001"], T0)
+        await uow.record_send(tenant, CHANNEL, day, "+5511999990001", "h1", T0, new_recipient=True)
+        await uow.record_send(tenant, CHANNEL, day, "+5511999990002", "h1", T0, new_recipient=True)
+        await uow.record_send(
+            tenant, CHANNEL, next_day, "+5511999990002", "h1", T0, new_recipient=True
+        )
+        await uow.add_confirmation(tenant, req.message_id)
+        await uow.cancel_campaign(tenant, campaign, T0)
+        await uow.save_decision(replace(decision(tenant), message_id=req.message_id))
+        facts = await uow.decision_facts(
+            tenant,
+            req,
+            addresses=["+5511999990001", "5511999990001"],
+            days=[day, next_day],
+            fingerprint="h1",
+        )
+        other = await uow.decision_facts(
+            tenant, send_request(), addresses=["+5511999990001"], days=[day], fingerprint="h2"
+        )
+    assert (facts.decided, facts.rules, facts.channel) == (True, rules, channel(T0, cap=10))
+    assert sorted(facts.consents, key=lambda r: r.channel_id or "") == [wide, scoped]
+    assert facts.last_inbound_at == T0
+    assert facts.recipients == {day: 2, next_day: 1}
+    assert facts.counted_days == {day}
+    assert facts.last_same_content_at == T0
+    assert (facts.campaign_cancelled, facts.is_confirmation) == (True, True)
+    assert (other.decided, other.campaign_cancelled, other.is_confirmation) == (False,) * 3
+    assert (other.last_same_content_at, other.consents) == (None, [wide])
+
+
+async def test_record_decision_saves_counts_defers_and_enqueues_together(store: Store) -> None:
+    tenant, day = unique("t"), date(2025, 6, 10)
+    approved, again = decision(tenant), decision(tenant)
+    deferred = decision(tenant, until=T0 + timedelta(hours=5))
+    vetoed = replace(decision(tenant), outcome=Outcome.VETOED, reason="opted_out")
+    send = ApprovedSend(day=day, address="+5511999990001", fingerprint="h1", new_recipient=True)
+    events = {
+        d.message_id: ContactOptedOut(
+            tenant_id=tenant, phone="+5511999990001", source=ConsentSource.API
+        )
+        for d in (approved, again, deferred, vetoed)
+    }
+    async with store.unit() as uow:
+        for d, s in ((approved, send), (again, send), (deferred, None), (vetoed, None)):
+            event = events[d.message_id]
+            await uow.record_decision(
+                d, s, caused_by=str(d.message_id), subject="zf.x", event=event
+            )
+        usage = await uow.usage(tenant, CHANNEL, day, send.address, "h1")
+        assert await uow.decision(vetoed.message_id) == vetoed
+        assert await uow.decision(deferred.message_id) == deferred
+    assert (usage.recipients_today, usage.recipient_counted_today) == (1, True)
+    assert usage.last_same_content_at == T0
+    later = T0 + timedelta(hours=5)
+    assert [d.message_id for d in await store.due(later, 1000) if d.tenant_id == tenant] == [
+        deferred.message_id
+    ]
+    for d in (approved, again, deferred, vetoed):
+        [pending] = await store.unpublished(caused_by=str(d.message_id))
+        assert (pending.event_id, pending.subject) == (events[d.message_id].id, "zf.x")
+
+
+async def test_marks_written_soon_ride_with_the_next_decision_or_the_next_sweep(
+    pg_store: PgStore, pg_dsn: str
+) -> None:
+    tenant = unique("t")
+    events = [
+        ContactOptedOut(tenant_id=tenant, phone="+5511999990001", source=ConsentSource.API)
+        for _ in range(2)
+    ]
+    async with pg_store.unit() as uow:
+        for event in events:
+            await uow.enqueue(tenant, "zf.x", event)
+    conn = await asyncpg.connect(pg_dsn, server_settings={"search_path": "compliance"})
+
+    async def marked() -> list[bool]:
+        rows = await conn.fetch(
+            "SELECT published_at IS NOT NULL AS marked FROM outbox WHERE caused_by = $1"
+            " ORDER BY seq",
+            tenant,
+        )
+        return [r["marked"] for r in rows]
+
+    try:
+        await pg_store.mark_published_soon([events[0].id], T0)
+        assert await marked() == [False, False]
+
+        async def fail_after_recording() -> None:
+            async with pg_store.unit() as uow:
+                d = decision(tenant)
+                await uow.record_decision(d, None, caused_by="c", subject="s", event=events[1])
+                raise TransientError("boom")
+
+        with pytest.raises(TransientError):
+            await fail_after_recording()
+        assert await marked() == [False, False]  # rolled back, and the mark given back
+        d = decision(tenant)
+        async with pg_store.unit() as uow:
+            await uow.record_decision(d, None, caused_by="c", subject="s", event=events[1])
+        assert await marked() == [True, False]
+        await pg_store.mark_published_soon([events[1].id], T0)
+        assert await pg_store.unpublished(caused_by=tenant) == []  # written first
+        assert await marked() == [True, True]
+    finally:
+        await conn.close()

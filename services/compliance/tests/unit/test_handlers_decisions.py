@@ -10,6 +10,7 @@ import pytest
 from zapflow.compliance import handlers, ids
 from zapflow.compliance.adapters.memory import ManualClock, MemoryStore, RecordingPublisher
 from zapflow.compliance.domain import ChannelState, Outcome
+from zapflow.compliance.ports import OutboxItem
 from zapflow.contracts.campaigns.v1 import CampaignCancelled
 from zapflow.contracts.channels.v1 import (
     ChannelPolicy,
@@ -125,6 +126,33 @@ async def test_a_failed_publish_is_retried_with_the_same_event_on_redelivery(
     [(_, event)] = publish.sent
     assert event.id == ids.decision_event_id(evt.request.message_id, 1)
     assert event.occurred_at == clock.now() - timedelta(seconds=5)  # the stored event, unchanged
+
+
+async def test_a_first_decision_publishes_what_it_enqueued_without_reading_the_outbox(
+    publish: RecordingPublisher, clock: ManualClock
+) -> None:
+    reads: list[str | None] = []
+
+    class CountingStore(MemoryStore):
+        async def unpublished(
+            self, *, caused_by: str | None = None, older_than_s: float = 0.0, limit: int = 500
+        ) -> list[OutboxItem]:
+            reads.append(caused_by)
+            return await super().unpublished(
+                caused_by=caused_by, older_than_s=older_than_s, limit=limit
+            )
+
+    store = CountingStore()
+    await register(store, clock)
+    evt = requested(clock)
+    await decide(evt, store, publish, clock)
+    assert reads == []
+    [(_, event)] = publish.sent
+    assert event.id == ids.decision_event_id(evt.request.message_id, 1)
+    assert store.tables.outbox[event.id][3] == clock.now()  # marked published
+    await decide(evt, store, publish, clock)  # a redelivery reads back what is pending: nothing
+    assert reads == [str(evt.request.message_id)]
+    assert len(publish.sent) == 1
 
 
 async def test_an_unknown_channel_is_retried_while_young_then_vetoed(

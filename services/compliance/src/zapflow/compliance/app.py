@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 from importlib.resources import files
 from typing import Final
@@ -10,7 +11,7 @@ from typing import Final
 from zapflow.compliance.adapters.clock import SystemClock
 from zapflow.compliance.adapters.nats import RetryingPublisher
 from zapflow.compliance.adapters.pg import PgStore
-from zapflow.compliance.ports import Clock
+from zapflow.compliance.ports import Clock, Store
 from zapflow.compliance.scheduler import Scheduler
 from zapflow.compliance.settings import Settings
 from zapflow.compliance.subscribers import Deps, register_consumers, start_queries
@@ -18,6 +19,15 @@ from zapflow.contracts.streams import ZF_SENDER, consumers_owned_by, streams_own
 from zapflow.runtime.service import Service
 
 NAME: Final = "compliance"
+
+logger = logging.getLogger(__name__)
+
+
+async def _write_marks(store: Store) -> None:
+    try:
+        await store.write_marks()
+    except Exception:  # the sweep publishes them again; JetStream drops the duplicates
+        logger.warning("could not mark published outbox events", exc_info=True)
 
 
 def create_service(settings: Settings, *, clock: Clock | None = None) -> Service:
@@ -30,6 +40,8 @@ def create_service(settings: Settings, *, clock: Clock | None = None) -> Service
             clock=clock or SystemClock(),
             unknown_channel_grace=timedelta(seconds=settings.unknown_channel_grace_s),
         )
+        # last of the resources: marks of what the consumers and the scheduler published
+        svc.resources.push_async_callback(_write_marks, deps.store)
         register_consumers(svc, deps, batch=settings.request_batch)
         for sub in await start_queries(svc, deps):
             svc.resources.push_async_callback(sub.unsubscribe)

@@ -47,6 +47,36 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class DecisionFacts:
+    """What deciding one request reads, fetched together (``Unit.decision_facts``).
+
+    The daily counter is given for each day asked: the channel's local day depends on its zone,
+    which is read in the same go.
+    """
+
+    decided: bool
+    rules: TenantRules
+    channel: ChannelState | None
+    consents: list[ConsentRecord]
+    last_inbound_at: datetime | None
+    recipients: dict[date, int]
+    counted_days: frozenset[date]
+    last_same_content_at: datetime | None
+    campaign_cancelled: bool
+    is_confirmation: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovedSend:
+    """What an approval adds to the usage tables (``Unit.record_send``)."""
+
+    day: date
+    address: str
+    fingerprint: str
+    new_recipient: bool
+
+
+@dataclass(frozen=True, slots=True)
 class DueSend:
     message_id: UUID
     tenant_id: str
@@ -123,6 +153,31 @@ class Unit(Protocol):
     async def take_deferred(self, message_id: UUID, now: datetime) -> bool:
         """Remove a deferred send that is due and not taken by another replica; True if taken."""
 
+    async def decision_facts(
+        self,
+        tenant_id: str,
+        request: SendRequest,
+        *,
+        addresses: Sequence[str],
+        days: Sequence[date],
+        fingerprint: str,
+    ) -> DecisionFacts:
+        """Whether ``request`` is decided, and the state deciding it reads, in one go: what
+        ``decision``, ``rules``, ``channel``, ``consents``, ``last_inbound``, ``usage`` (for each
+        of ``days``), ``campaign_cancelled`` and ``is_confirmation`` would return."""
+
+    async def record_decision(
+        self,
+        decision: StoredDecision,
+        send: ApprovedSend | None,
+        *,
+        caused_by: str,
+        subject: str,
+        event: Event,
+    ) -> None:
+        """In one go: ``save_decision``; ``record_send`` of ``send`` (an approval) at
+        ``decided_at``; ``defer`` when the outcome is deferred; ``enqueue`` of ``event``."""
+
     async def is_confirmation(self, tenant_id: str, message_id: UUID) -> bool: ...
     async def add_confirmation(self, tenant_id: str, message_id: UUID) -> None: ...
     async def campaign_cancelled(self, tenant_id: str, campaign_id: UUID) -> bool: ...
@@ -144,6 +199,15 @@ class Store(Protocol):
         """Outbox events not yet published, oldest first."""
 
     async def mark_published(self, event_ids: Sequence[UUID], at: datetime) -> None: ...
+
+    async def mark_published_soon(self, event_ids: Sequence[UUID], at: datetime) -> None:
+        """Like ``mark_published``, but the mark may be written a little later (with the next
+        decision, or before the next ``unpublished``): until then a sweep of another replica may
+        publish them again, which JetStream de-duplicates by event id."""
+
+    async def write_marks(self) -> None:
+        """Write what ``mark_published_soon`` still holds (on shutdown)."""
+
     async def find_decision(self, tenant_id: str, message_id: UUID) -> StoredDecision | None: ...
 
     async def find_rules(self, tenant_id: str) -> tuple[TenantRules, datetime] | None:

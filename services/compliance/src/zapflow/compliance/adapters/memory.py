@@ -14,9 +14,11 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from uuid import UUID
 
-from zapflow.compliance.domain import ChannelState, ConsentRecord, TenantRules
+from zapflow.compliance.domain import ChannelState, ConsentRecord, Outcome, TenantRules
 from zapflow.compliance.ports import (
+    ApprovedSend,
     Clock,
+    DecisionFacts,
     DueSend,
     OutboxItem,
     Publisher,
@@ -25,6 +27,7 @@ from zapflow.compliance.ports import (
     Usage,
 )
 from zapflow.contracts.envelope import Event
+from zapflow.contracts.sending.v1 import SendRequest
 
 Key = tuple[str, ...]
 
@@ -141,6 +144,56 @@ class MemoryUnit:
         del self.t.deferred[message_id]
         return True
 
+    async def decision_facts(
+        self,
+        tenant_id: str,
+        request: SendRequest,
+        *,
+        addresses: Sequence[str],
+        days: Sequence[date],
+        fingerprint: str,
+    ) -> DecisionFacts:
+        req = request
+        usage = {
+            day: await self.usage(tenant_id, req.channel_id, day, req.to.address, fingerprint)
+            for day in days
+        }
+        return DecisionFacts(
+            decided=await self.decision(req.message_id) is not None,
+            rules=await self.rules(tenant_id),
+            channel=await self.channel(tenant_id, req.channel_id),
+            consents=await self.consents(tenant_id, addresses),
+            last_inbound_at=await self.last_inbound(tenant_id, req.channel_id, addresses),
+            recipients={day: u.recipients_today for day, u in usage.items() if u.recipients_today},
+            counted_days=frozenset(day for day, u in usage.items() if u.recipient_counted_today),
+            last_same_content_at=self.t.contents.get(
+                (tenant_id, req.channel_id, req.to.address, fingerprint)
+            ),
+            campaign_cancelled=req.campaign_id is not None
+            and await self.campaign_cancelled(tenant_id, req.campaign_id),
+            is_confirmation=await self.is_confirmation(tenant_id, req.message_id),
+        )
+
+    async def record_decision(
+        self,
+        decision: StoredDecision,
+        send: ApprovedSend | None,
+        *,
+        caused_by: str,
+        subject: str,
+        event: Event,
+    ) -> None:
+        d = decision
+        await self.save_decision(d)
+        if send is not None:
+            await self.record_send(
+                d.tenant_id, d.channel_id, send.day, send.address, send.fingerprint,
+                d.decided_at, new_recipient=send.new_recipient,
+            )  # fmt: skip
+        if d.outcome is Outcome.DEFERRED:
+            await self.defer(d)
+        await self.enqueue(caused_by, subject, event)
+
     async def is_confirmation(self, tenant_id: str, message_id: UUID) -> bool:
         return (tenant_id, message_id) in self.t.confirmations
 
@@ -190,6 +243,12 @@ class MemoryStore:
         for event_id in event_ids:
             cause, subject, event, _ = self.tables.outbox[event_id]
             self.tables.outbox[event_id] = (cause, subject, event, at)
+
+    async def mark_published_soon(self, event_ids: Sequence[UUID], at: datetime) -> None:
+        await self.mark_published(event_ids, at)
+
+    async def write_marks(self) -> None:
+        return None
 
     async def find_decision(self, tenant_id: str, message_id: UUID) -> StoredDecision | None:
         found = self.tables.decisions.get(message_id)

@@ -16,6 +16,7 @@ import asyncpg
 from zapflow.compliance.adapters._sql import (
     DECISION_COLUMNS,
     Conn,
+    PendingMarks,
     decision_from,
     fetch_consents,
 )
@@ -39,8 +40,16 @@ _RETRYABLE = (
 class PgUnit(FactsSql, DecisionsSql):
     """One transaction (``ports.Unit``)."""
 
-    def __init__(self, conn: Conn) -> None:
+    def __init__(self, conn: Conn, marks: PendingMarks) -> None:
         self._c = conn
+        self._marks = marks
+        self._taken = []
+
+    def give_back_marks(self) -> None:
+        """The transaction failed: the marks it took are still to be written."""
+        for event_ids, at in self._taken:
+            self._marks.add(event_ids, at)
+        self._taken = []
 
 
 class PgStore:
@@ -48,12 +57,20 @@ class PgStore:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._marks = PendingMarks()
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[PgUnit]:
+        unit: PgUnit | None = None
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                yield PgUnit(conn)
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    unit = PgUnit(conn, self._marks)
+                    yield unit
+            except BaseException:
+                if unit is not None:
+                    unit.give_back_marks()
+                raise
         except _RETRYABLE as exc:
             raise TransientError(f"database: {type(exc).__name__}", code="database") from exc
 
@@ -69,6 +86,7 @@ class PgStore:
     async def unpublished(
         self, *, caused_by: str | None = None, older_than_s: float = 0.0, limit: int = 500
     ) -> list[OutboxItem]:
+        await self.write_marks()  # what this replica published is not pending any more
         rows = await self._pool.fetch(
             """
             SELECT event_id, subject, type, payload FROM outbox
@@ -88,6 +106,20 @@ class PgStore:
             list(event_ids),
             at,
         )
+
+    async def mark_published_soon(self, event_ids: Sequence[UUID], at: datetime) -> None:
+        self._marks.add(event_ids, at)
+
+    async def write_marks(self) -> None:
+        while True:
+            event_ids, at = self._marks.take()
+            if not event_ids or at is None:
+                return
+            try:
+                await self.mark_published(event_ids, at)
+            except BaseException:
+                self._marks.add(event_ids, at)
+                raise
 
     async def find_decision(self, tenant_id: str, message_id: UUID) -> StoredDecision | None:
         row = await self._pool.fetchrow(

@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from zapflow.compliance.adapters._sql import Conn, fetch_consents, inserted
-from zapflow.compliance.domain import ChannelState, ConsentRecord, TenantRules
-
-_CHANNEL_COLUMNS = (
-    "channel_id, provider, timezone, quiet_hours_start, quiet_hours_end, require_opt_in,"
-    " service_window_hours, daily_cap, enabled, registered_at"
+from zapflow.compliance.adapters._sql import (
+    CHANNEL_COLUMNS,
+    Conn,
+    channel_from,
+    fetch_consents,
+    inserted,
 )
+from zapflow.compliance.domain import ChannelState, ConsentRecord, TenantRules
 
 
 class FactsSql:
@@ -38,16 +39,16 @@ class FactsSql:
 
     async def channel(self, tenant_id: str, channel_id: str) -> ChannelState | None:
         row = await self._c.fetchrow(
-            f"SELECT {_CHANNEL_COLUMNS} FROM channels WHERE tenant_id = $1 AND channel_id = $2",
+            f"SELECT {CHANNEL_COLUMNS} FROM channels WHERE tenant_id = $1 AND channel_id = $2",
             tenant_id,
             channel_id,
         )
-        return None if row is None else ChannelState(**dict(row))
+        return None if row is None else channel_from(row)
 
     async def put_channel(self, tenant_id: str, channel: ChannelState, at: datetime) -> None:
         await self._c.execute(
             f"""
-            INSERT INTO channels AS c (tenant_id, {_CHANNEL_COLUMNS}, updated_at)
+            INSERT INTO channels AS c (tenant_id, {CHANNEL_COLUMNS}, updated_at)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
             ON CONFLICT (tenant_id, channel_id) DO UPDATE SET
                 provider = excluded.provider, timezone = excluded.timezone,

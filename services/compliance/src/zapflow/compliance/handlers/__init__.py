@@ -2,7 +2,8 @@
 
 Every handler takes its ports as keyword arguments, so tests pass fakes. Outputs go through the
 outbox: written in the same transaction as the state change, published right after commit by
-:func:`flush_outbox` (and by the scheduler's sweep if the process died in between).
+:func:`flush_outbox` (a decision's own event by :func:`publish_enqueued`, without reading it
+back), and by the scheduler's sweep if the process died in between.
 """
 
 from zapflow.compliance.handlers.consent import change_consent, record_inbound
