@@ -110,9 +110,10 @@ def test_transient_failures_back_off_exponentially_with_jitter_then_give_up() ->
         step = policy.after_failure(ErrorKind.TRANSIENT, failed, retry_after=None, rng=rng)
         assert isinstance(step, Retry)
         delays.append(step.delay_s)
-    assert 0.5 <= delays[0] <= 1.0
-    assert 1.0 <= delays[1] <= 2.0
-    assert 2.0 <= delays[2] <= 4.0
+    # equal jitter: half of the ceiling base·2^(n-1), plus up to the other half
+    assert delays[0] == pytest.approx(0.75, abs=0.25)
+    assert delays[1] == pytest.approx(1.5, abs=0.5)
+    assert delays[2] == pytest.approx(3.0, abs=1.0)
     last = AttemptRecord(message_id=uuid4(), state=State.RETRYING, attempts=4)
     assert policy.after_failure(ErrorKind.TRANSIENT, last, retry_after=None, rng=rng) == GiveUp(
         exhausted=True
