@@ -91,6 +91,25 @@ VALUES ($21, $22, $23, $24, $25) ON CONFLICT (event_id) DO NOTHING
 """
 
 
+def _decision_row(d: StoredDecision) -> tuple[object, ...]:
+    """A decision's values in ``DECISION_COLUMNS`` order ($1…$13 of both writes)."""
+    return (
+        d.message_id,
+        d.tenant_id,
+        d.channel_id,
+        d.decision_id,
+        d.seq,
+        d.outcome.value,
+        d.reason,
+        d.text,
+        d.until,
+        d.decided_at,
+        d.request.model_dump_json(),
+        d.request_event_id,
+        d.correlation_id,
+    )
+
+
 class DecisionsSql:
     """Half of ``PgUnit``: what deciding reads and writes."""
 
@@ -121,19 +140,7 @@ class DecisionsSql:
                 outcome = excluded.outcome, reason = excluded.reason, text = excluded.text,
                 until = excluded.until, decided_at = excluded.decided_at
             """,
-            d.message_id,
-            d.tenant_id,
-            d.channel_id,
-            d.decision_id,
-            d.seq,
-            d.outcome.value,
-            d.reason,
-            d.text,
-            d.until,
-            d.decided_at,
-            d.request.model_dump_json(),
-            d.request_event_id,
-            d.correlation_id,
+            *_decision_row(d),
         )
 
     async def decision_facts(
@@ -193,19 +200,7 @@ class DecisionsSql:
             self._taken.append((marks, marked_at or d.decided_at))
         await self._c.execute(
             _RECORD,
-            d.message_id,
-            d.tenant_id,
-            d.channel_id,
-            d.decision_id,
-            d.seq,
-            d.outcome.value,
-            d.reason,
-            d.text,
-            d.until,
-            d.decided_at,
-            d.request.model_dump_json(),
-            d.request_event_id,
-            d.correlation_id,
+            *_decision_row(d),
             send.address if send else None,
             send.fingerprint if send else None,
             send is not None,
