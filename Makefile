@@ -37,6 +37,7 @@ lint: install ## ruff format check, ruff, import contracts
 	$(BIN)/lint-imports
 	$(BIN)/python -m zapflow.contracts.snapshots --check
 	$(BIN)/python -m zapflow.contracts.asyncapi docs/asyncapi.json --check
+	$(BIN)/zapflow nats auth-config --env-refs --check deploy/k8s/base/nats/auth.conf
 
 .PHONY: typecheck
 typecheck: install ## mypy --strict on every src/

@@ -14,9 +14,10 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+
+from zapflow.runtime.broker import connect_tooling
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -77,7 +78,7 @@ class PublishApp:
     async def _on_lifespan(self, kind: str) -> None:
         if kind == "startup":
             self._subject = os.environ["ZF_BENCH_SUBJECT"]
-            self._nc = await nats.connect(os.environ["ZF_BENCH_NATS_URL"])
+            self._nc = await connect_tooling(os.environ["ZF_BENCH_NATS_URL"], "bench")
             self._js = self._nc.jetstream()
         elif self._nc is not None:
             await self._nc.drain()

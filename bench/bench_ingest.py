@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from typing import Final
 
 import asyncpg
-import nats
 from pydantic import SecretStr
 
 from bench.context import Context
@@ -37,7 +36,7 @@ from zapflow.contracts.subjects import INBOUND_WEBHOOK_RECEIVED_V1, subject_for
 from zapflow.embedded import free_port
 from zapflow.ingest.app import Deps, create_service
 from zapflow.ingest.settings import Settings
-from zapflow.runtime.broker import declare
+from zapflow.runtime.broker import connect_tooling, declare
 
 EVENTS_PER_SECOND_OF_RUN: Final = 1200
 """N = this x the run's duration (6,000 in a full run, 1,800 with ``--quick``)."""
@@ -119,7 +118,7 @@ async def _ingest_rate(ctx: Context, dsn: str, n: int) -> float:
         filter_subjects=(f"{INBOUND_WEBHOOK_RECEIVED_V1}.{tenant}.>",),
         description="bench_ingest",
     )
-    nc = await nats.connect(ctx.nats_url)
+    nc = await connect_tooling(ctx.nats_url, "bench")
     try:
         js = nc.jetstream(publish_async_max_pending=PUBLISH_WINDOW)
         await declare(js, [ZF_INBOUND])

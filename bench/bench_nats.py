@@ -16,7 +16,6 @@ import asyncio
 import time
 from typing import Final
 
-import nats
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
@@ -25,6 +24,7 @@ from bench.context import Context
 from bench.jetstream import temp_stream
 from bench.payloads import WEBHOOK_BODY, msg_id_headers
 from bench.report import Figure
+from zapflow.runtime.broker import connect_tooling
 
 ASYNC_WINDOW: Final = 1000
 """Unacknowledged ``publish_async`` calls allowed in flight."""
@@ -35,7 +35,7 @@ PREFILL_CAP: Final = 300_000
 
 
 async def run(ctx: Context) -> list[Figure]:
-    nc = await nats.connect(ctx.nats_url)
+    nc = await connect_tooling(ctx.nats_url, "bench")
     try:
         js = nc.jetstream(publish_async_max_pending=ASYNC_WINDOW)
         async with temp_stream(js) as subject:

@@ -50,19 +50,19 @@ from pathlib import Path
 from typing import Final, cast
 
 import httpx
-import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 
+from bench import infra
 from bench.context import Context
 from bench.report import Figure
 from zapflow.contracts.channels.v1 import PaceSettings
 from zapflow.contracts.streams import ZF_CHANNELS, ZF_DLQ, ZF_SENDER, ZF_SENDING
 from zapflow.contracts.subjects import SEND_PARTITIONS, subject_for
 from zapflow.embedded import NatsServer, free_port
-from zapflow.runtime.broker import declare, publish_headers
+from zapflow.runtime.broker import connect_tooling, declare, publish_headers
 from zapflow.sender.testing import (
     CredentialsResponder,
     SimChannel,
@@ -284,8 +284,9 @@ class Stack:
 @contextlib.asynccontextmanager
 async def stack(ctx: Context, name: str) -> AsyncIterator[Stack]:
     workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=ctx.workdir))
-    server = await asyncio.to_thread(NatsServer(store_dir=workdir / "nats").start)
-    nc = await nats.connect(server.url)
+    server = NatsServer(store_dir=workdir / "nats", config=infra.nats_config())
+    await asyncio.to_thread(server.start)
+    nc = await connect_tooling(server.url, "bench")
     js = nc.jetstream(publish_async_max_pending=PUBLISH_WINDOW)
     await declare(js, (ZF_CHANNELS, ZF_SENDING, ZF_SENDER, ZF_DLQ))
     built = Stack(server.url, nc, js, await ctx.database(name), workdir)

@@ -6,8 +6,9 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import nats
 from nats.js import JetStreamContext
+
+from zapflow.runtime.broker import connect_tooling
 
 
 @asynccontextmanager
@@ -25,7 +26,7 @@ async def temp_stream(js: JetStreamContext) -> AsyncIterator[str]:
 @asynccontextmanager
 async def temp_stream_at(nats_url: str) -> AsyncIterator[str]:
     """:func:`temp_stream` with a connection of its own, for a subprocess that publishes to it."""
-    nc = await nats.connect(nats_url)
+    nc = await connect_tooling(nats_url, "bench")
     try:
         async with temp_stream(nc.jetstream()) as subject:
             yield subject

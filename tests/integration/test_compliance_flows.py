@@ -37,6 +37,7 @@ from zapflow.contracts.content import OutboundContent, TemplateContent, TextCont
 from zapflow.contracts.envelope import Contract, Event
 from zapflow.contracts.messages.v1 import MessageReceived
 from zapflow.contracts.model import Direction, Message, MessageKind, Party
+from zapflow.contracts.queries import ERROR_HEADER, QuerySpec
 from zapflow.contracts.queries import compliance_v1 as queries
 from zapflow.contracts.sending.v1 import Recipient, SendRequest, SendRequested
 from zapflow.contracts.streams import ZF_SENDER, ZF_SENDING
@@ -207,8 +208,10 @@ class World:
             ),
         )
 
-    async def query(self, subject: str, body: Contract) -> dict[str, Any]:
+    async def query(self, spec: QuerySpec[Any, Any], body: Contract) -> dict[str, Any]:
+        subject = spec.subject_for("gateway")  # the gateway is its only caller
         reply = await self.nc.request(subject, body.model_dump_json().encode(), timeout=5)
+        assert not (reply.headers or {}).get(ERROR_HEADER), reply.data
         data: dict[str, Any] = json.loads(reply.data)
         return data
 
@@ -389,11 +392,13 @@ async def test_tenant_rules_can_be_read_and_replaced(world: World) -> None:
     assert again["rules"]["duplicate_interval_s"] == 0
 
     bad = await world.nc.request(
-        queries.PUT_RULES,
+        queries.PUT_RULES.subject_for("gateway"),
         json.dumps({"tenant_id": world.tenant, "rules": {"timezone": "Mars/Base"}}).encode(),
         timeout=5,
     )
-    assert "unknown time zone" in json.loads(bad.data)["error"]
+    assert bad.headers is not None
+    assert bad.headers[ERROR_HEADER] == "bad_request"
+    assert "unknown time zone" in json.loads(bad.data)["message"]
 
 
 async def test_campaigns_need_an_opt_in_when_the_channel_requires_it(world: World) -> None:

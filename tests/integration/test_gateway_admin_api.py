@@ -38,6 +38,7 @@ from zapflow.gateway import store, tenants
 from zapflow.gateway.app import create_service
 from zapflow.gateway.settings import Settings
 from zapflow.runtime.service import Service
+from zapflow.testing import connect as connect_nats
 from zapflow.testing import unique
 
 pytestmark = pytest.mark.integration
@@ -56,6 +57,7 @@ class Api:
     key_a: str
     tenant_b: str
     key_b: str
+    js: JetStreamContext  # the test's own (admin) view of the streams
 
     def auth(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}
@@ -89,8 +91,10 @@ async def api(nats_url: str, pg_dsn: str) -> AsyncIterator[Api]:
                 await tenants.create_tenant(conn, tenant, f"Tenant {name}")
                 keys.append((tenant, (await tenants.issue_api_key(conn, tenant)).key))
         base_url = f"http://127.0.0.1:{settings.http_port}"
+        inspector = await connect_nats(nats_url)
         async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-            yield Api(service, client, pg_dsn, *keys[0], *keys[1])
+            yield Api(service, client, pg_dsn, *keys[0], *keys[1], inspector.jetstream())
+        await inspector.close()
 
 
 def meta_channel(channel_id: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -152,7 +156,7 @@ async def test_register_a_channel_and_read_it_back_without_secrets(api: Api) -> 
 async def test_registration_is_announced_without_secrets(api: Api) -> None:
     body = meta_channel()
     assert (await api.client.post("/v1/channels", json=body, headers=api.a)).status_code == 201
-    msg = await channel_event(api.service.js, CHANNELS_REGISTERED_V1, api.tenant_a, body["id"])
+    msg = await channel_event(api.js, CHANNELS_REGISTERED_V1, api.tenant_a, body["id"])
     event = ChannelRegistered.model_validate_json(msg.data)
     assert msg.headers["Nats-Msg-Id"] == str(event.id)
     assert event.tenant_id == api.tenant_a
@@ -289,7 +293,7 @@ async def test_patch_changes_only_what_is_given_and_announces_it(api: Api) -> No
     assert changed["pace"]["rate_per_second"] == 20
     assert changed["secrets_set"] == ["access_token", "app_secret"]
     assert "rotated-token-value" not in response.text
-    msg = await channel_event(api.service.js, CHANNELS_UPDATED_V1, api.tenant_a, body["id"])
+    msg = await channel_event(api.js, CHANNELS_UPDATED_V1, api.tenant_a, body["id"])
     event = ChannelUpdated.model_validate_json(msg.data)
     assert event.changed == ("display_name", "pace", "secrets")
     assert event.channel.display_name == "Loja Norte"
@@ -326,7 +330,7 @@ async def test_disable_and_enable_are_idempotent_and_announced(api: Api) -> None
     )
     again = await api.client.post(f"{path}/disable", headers=api.a)
     assert again.json()["disabled_reason"] == "number banned"  # no-op, no second event
-    msg = await channel_event(api.service.js, CHANNELS_DISABLED_V1, api.tenant_a, body["id"])
+    msg = await channel_event(api.js, CHANNELS_DISABLED_V1, api.tenant_a, body["id"])
     event = ChannelDisabled.model_validate_json(msg.data)
     assert (event.channel_id, event.reason) == (body["id"], "number banned")
     disabled_subject = subject(CHANNELS_DISABLED_V1, api.tenant_a, body["id"])
@@ -337,7 +341,7 @@ async def test_disable_and_enable_are_idempotent_and_announced(api: Api) -> None
 
     enabled = await api.client.post(f"{path}/enable", headers=api.a)
     assert (enabled.json()["enabled"], enabled.json()["disabled_reason"]) == (True, None)
-    msg = await channel_event(api.service.js, CHANNELS_UPDATED_V1, api.tenant_a, body["id"])
+    msg = await channel_event(api.js, CHANNELS_UPDATED_V1, api.tenant_a, body["id"])
     assert ChannelUpdated.model_validate_json(msg.data).changed == ("enabled",)
 
 

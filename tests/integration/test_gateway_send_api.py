@@ -46,7 +46,8 @@ from zapflow.ingest.app import Deps as IngestDeps
 from zapflow.ingest.app import create_service as create_ingest
 from zapflow.ingest.settings import Settings as IngestSettings
 from zapflow.runtime.service import Service
-from zapflow.testing import unique
+from zapflow.testing import connect as connect_nats
+from zapflow.testing import own_durables_seed, unique
 from zapflow.testing.types import DatabaseFactory
 
 pytestmark = pytest.mark.integration
@@ -64,6 +65,7 @@ class Api:
     key_a: str
     tenant_b: str
     key_b: str
+    js: JetStreamContext  # the test's own (admin) view of the streams
 
     @property
     def a(self) -> dict[str, str]:
@@ -72,10 +74,6 @@ class Api:
     @property
     def b(self) -> dict[str, str]:
         return {"X-Api-Key": self.key_b}
-
-    @property
-    def js(self) -> JetStreamContext:
-        return self.gateway.js
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -127,6 +125,7 @@ async def api(
     ingest = create_ingest(
         IngestSettings(
             nats_url=nats_url,
+            nats_nkey_seed=own_durables_seed(),  # its raw consumer is this module's own
             database_url=fresh_db("ingest_send_api"),
             http_port=free_port(),
             media_dir=Path(tmp_path_factory.mktemp("media")),
@@ -140,8 +139,10 @@ async def api(
             for name in names:
                 await tenants.create_tenant(conn, name, name)
                 keys.append((name, (await tenants.issue_api_key(conn, name)).key))
+        inspector = await connect_nats(nats_url)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            yield Api(gateway, client, *keys[0], *keys[1])
+            yield Api(gateway, client, *keys[0], *keys[1], inspector.jetstream())
+        await inspector.close()
         await ingest.js.delete_consumer(ZF_INBOUND.name, raw.durable)
 
 

@@ -29,6 +29,7 @@ from nats.js import JetStreamContext
 from pydantic import SecretStr
 
 from zapflow.contracts.inbound.v1 import WebhookReceived
+from zapflow.contracts.queries import ERROR_HEADER
 from zapflow.contracts.queries.gateway_v1 import (
     CHANNEL_CREDENTIALS,
     ChannelCredentialsReply,
@@ -45,6 +46,7 @@ from zapflow.gateway.settings import Settings
 from zapflow.providers.errors import WebhookAuthError
 from zapflow.providers.registry import get_adapter
 from zapflow.runtime.service import Service
+from zapflow.testing import connect as connect_nats
 from zapflow.testing import unique
 
 pytestmark = pytest.mark.integration
@@ -77,10 +79,7 @@ class Gateway:
     client: httpx.AsyncClient
     tenant: str
     dsn: str
-
-    @property
-    def js(self) -> JetStreamContext:
-        return self.service.js
+    js: JetStreamContext  # the test's own (admin) view of the streams
 
     async def channel(
         self, provider: str, secrets: dict[str, str] | None = None, tenant: str | None = None
@@ -137,8 +136,10 @@ async def gw(nats_url: str, pg_dsn: str) -> AsyncIterator[Gateway]:
         async with service.pool.acquire() as conn:
             await tenants.create_tenant(conn, tenant, "Test tenant")
         base_url = f"http://127.0.0.1:{service.settings.http_port}"
+        inspector = await connect_nats(nats_url)
         async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-            yield Gateway(service, client, tenant, pg_dsn)
+            yield Gateway(service, client, tenant, pg_dsn, inspector.jetstream())
+        await inspector.close()
 
 
 async def post(
@@ -396,7 +397,9 @@ async def test_credentials_are_answered_decrypted_and_only_to_their_tenant(
         )
 
     async def ask(payload: bytes) -> ChannelCredentialsReply:
-        reply = await nc.request(CHANNEL_CREDENTIALS, payload, timeout=5)
+        subject = CHANNEL_CREDENTIALS.subject_for("sender")
+        reply = await nc.request(subject, payload, timeout=5)
+        assert not (reply.headers or {}).get(ERROR_HEADER), reply.data
         return ChannelCredentialsReply.model_validate_json(reply.data)
 
     mine = ChannelCredentialsRequest(tenant_id=gw.tenant, channel_id=channel.channel_id)
@@ -411,7 +414,9 @@ async def test_credentials_are_answered_decrypted_and_only_to_their_tenant(
     }
     other = ChannelCredentialsRequest(tenant_id=unique("other"), channel_id=channel.channel_id)
     assert not (await ask(other.model_dump_json().encode())).found
-    assert not (await ask(b"not a request")).found
+    refused = await nc.request(CHANNEL_CREDENTIALS.subject_for("sender"), b"not a request")
+    assert refused.headers is not None
+    assert refused.headers[ERROR_HEADER] == "bad_request"
 
 
 # -- property: whatever comes in, never a 5xx; valid webhooks are stored --------------------------

@@ -36,7 +36,8 @@ from zapflow.contracts.streams import INGEST_RAW, ZF_INBOUND, ZF_MESSAGES
 from zapflow.contracts.subjects import MESSAGES_RECEIVED_V1, subject, subject_for
 from zapflow.embedded import NatsServer, free_port
 from zapflow.runtime.broker import declare
-from zapflow.testing import unique
+from zapflow.testing import connect as connect_nats
+from zapflow.testing import nats_config, unique
 from zapflow.testing.types import DatabaseFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -122,7 +123,7 @@ async def test_sigkill_mid_flow_loses_nothing_and_duplicates_nothing(
     tenant, channel = unique("crash"), unique("ch")
     dsn = fresh_db("ingest_crash")
     log = tmp_path / "ingest.log"
-    with NatsServer() as server:
+    with NatsServer(config=nats_config()) as server:
         port = free_port()
         env = {
             **os.environ,
@@ -132,7 +133,7 @@ async def test_sigkill_mid_flow_loses_nothing_and_duplicates_nothing(
             "ZF_INGEST_MEDIA_DIR": str(tmp_path / "media"),
             "ZF_INGEST_LOG_FORMAT": "json",
         }
-        nc = await nats.connect(server.url)
+        nc = await connect_nats(server.url)
         db = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
         proc: subprocess.Popen[bytes] | None = None
         try:

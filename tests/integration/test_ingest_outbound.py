@@ -42,6 +42,7 @@ from zapflow.contracts.content import (
 )
 from zapflow.contracts.envelope import Event
 from zapflow.contracts.inbound.v1 import WebhookReceived
+from zapflow.contracts.queries import ERROR_HEADER
 from zapflow.contracts.queries import ingest_v1 as q
 from zapflow.contracts.sending.v1 import (
     FailureReason,
@@ -60,7 +61,8 @@ from zapflow.ingest import ids
 from zapflow.ingest.app import Deps, create_service
 from zapflow.ingest.settings import Settings
 from zapflow.runtime.broker import Publisher
-from zapflow.testing import unique
+from zapflow.testing import connect as connect_nats
+from zapflow.testing import own_durables_seed, unique
 from zapflow.testing.types import DatabaseFactory
 
 pytestmark = pytest.mark.integration
@@ -256,11 +258,12 @@ class Outbound:
                 assert time.monotonic() < deadline, f"ingest still busy on {durable}"
                 await asyncio.sleep(0.02)
 
-    async def ask(self, subject: str, req: Any, reply: type[Any]) -> Any:
-        msg = await self.nc.request(subject, req.model_dump_json().encode(), timeout=5)
-        answer = reply.model_validate_json(msg.data)
-        assert answer.error is None, answer.error
-        return answer
+    async def ask(self, spec: Any, req: Any, reply: type[Any]) -> Any:
+        msg = await self.nc.request(
+            spec.subject_for("gateway"), req.model_dump_json().encode(), timeout=5
+        )
+        assert not (msg.headers or {}).get(ERROR_HEADER), msg.data
+        return reply.model_validate_json(msg.data)
 
     async def conversations(self, tenant: str) -> list[q.ConversationView]:
         page = await self.ask(
@@ -333,6 +336,7 @@ async def outbound(
     dsn = fresh_db("ingest_outbound")
     settings = Settings(
         nats_url=nats_url,
+        nats_nkey_seed=own_durables_seed(),  # its consumers are this module's own
         database_url=SecretStr(dsn),
         http_port=free_port(),
         media_dir=Path(tmp_path_factory.mktemp("media")),
@@ -342,7 +346,7 @@ async def outbound(
     service = create_service(
         settings, Deps(raw_consumer=raw, outbound_consumer=sends, background=False)
     )
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     try:
         async with service.running():
             db = await asyncpg.create_pool(

@@ -21,7 +21,6 @@ from typing import Any
 from uuid import uuid4
 
 import httpx
-import nats
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client
@@ -36,7 +35,8 @@ from zapflow.gateway.api import build_app
 from zapflow.gateway.auth import Principal, current_tenant
 from zapflow.ingest.app import Deps, create_service
 from zapflow.ingest.settings import Settings
-from zapflow.testing import unique
+from zapflow.testing import connect as connect_nats
+from zapflow.testing import own_durables_seed, unique
 from zapflow.testing.types import DatabaseFactory
 
 pytestmark = pytest.mark.integration
@@ -92,6 +92,7 @@ async def stack(
     )
     settings = Settings(
         nats_url=nats_url,
+        nats_nkey_seed=own_durables_seed(),  # its raw consumer is this module's own
         database_url=fresh_db("ingest_api"),
         http_port=free_port(),
         media_dir=Path(tmp_path_factory.mktemp("media")),
@@ -99,7 +100,7 @@ async def stack(
         shutdown_grace_s=3,
     )
     service = create_service(settings, Deps(raw_consumer=spec))
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     try:
         async with service.running():
             yield Stack(nc, spec.durable, iter(tenants))

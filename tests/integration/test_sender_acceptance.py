@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -55,7 +54,8 @@ from zapflow.sender.testing import (
 )
 from zapflow.simulator import AuditRecord
 from zapflow.simulator.auditlog import content_hash, read_file
-from zapflow.testing import DatabaseFactory, make_scratch_dir, unique
+from zapflow.testing import DatabaseFactory, make_scratch_dir, nats_config, unique
+from zapflow.testing import connect as connect_nats
 
 pytestmark = pytest.mark.integration
 
@@ -188,8 +188,8 @@ def scratch() -> Iterator[Path]:
 
 @pytest.fixture
 async def stack(scratch: Path, fresh_db: DatabaseFactory) -> AsyncIterator[Stack]:
-    server = NatsServer(store_dir=scratch / "nats").start()
-    bus = await nats.connect(server.url)
+    server = NatsServer(store_dir=scratch / "nats", config=nats_config()).start()
+    bus = await connect_nats(server.url)
     await declare(bus.jetstream(), (ZF_CHANNELS, ZF_SENDING, ZF_SENDER, ZF_DLQ))
     built = Stack(server.url, fresh_db("sender_acceptance"), scratch, bus)
     try:

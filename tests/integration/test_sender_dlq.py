@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import UUID
 
-import nats
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -45,7 +44,8 @@ from zapflow.sender.testing import (
     approved_text,
     register_channels,
 )
-from zapflow.testing import DatabaseFactory, make_scratch_dir, unique
+from zapflow.testing import DatabaseFactory, make_scratch_dir, nats_config, unique
+from zapflow.testing import connect as connect_nats
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +88,7 @@ class Outcomes:
 @pytest.fixture
 def nats_server() -> Iterator[NatsServer]:
     scratch = make_scratch_dir("zapflow-sender-dlq-")
-    server = NatsServer(store_dir=scratch).start()
+    server = NatsServer(store_dir=scratch, config=nats_config()).start()
     yield server
     server.stop()
     shutil.rmtree(scratch, ignore_errors=True)
@@ -96,7 +96,7 @@ def nats_server() -> Iterator[NatsServer]:
 
 @pytest.fixture
 async def bus(nats_server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_server.url)
+    client = await connect_nats(nats_server.url)
     await declare(client.jetstream(), (ZF_CHANNELS, ZF_SENDING, ZF_SENDER, ZF_DLQ))
     yield client
     await client.close()

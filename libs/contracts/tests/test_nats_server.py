@@ -29,6 +29,7 @@ from zapflow.contracts.routing import consumers_for, stream_for
 from zapflow.contracts.specs import ConsumerSpec, StreamSpec
 from zapflow.contracts.streams import ALL_CONSUMERS, ALL_STREAMS
 from zapflow.contracts.subjects import subject_for
+from zapflow.testing import connect as connect_nats
 
 nats = pytest.importorskip("nats")
 api = pytest.importorskip("nats.js.api")
@@ -110,7 +111,7 @@ def consumer_config(spec: ConsumerSpec) -> Any:
 
 @pytest.fixture
 async def js(nats_url: str) -> AsyncIterator[Any]:
-    client = await nats.connect(nats_url)
+    client = await connect_nats(nats_url)
     try:
         yield client.jetstream()
     finally:

@@ -7,10 +7,10 @@ import sys
 import textwrap
 import time
 
-import nats
 import pytest
 
 from zapflow.runtime.partitions import PartitionLeases
+from zapflow.testing import connect as connect_nats
 from zapflow.testing import unique
 
 pytestmark = pytest.mark.integration
@@ -50,7 +50,7 @@ async def wait_for(predicate: object, within: float) -> float:
 async def test_replicas_share_partitions_fairly_and_never_overlap(nats_url: str) -> None:
     group = unique("grp")
     ledger = Ledger()
-    conns = [await nats.connect(nats_url) for _ in range(3)]
+    conns = [await connect_nats(nats_url) for _ in range(3)]
     stops = [asyncio.Event() for _ in conns]
     leases = [
         PartitionLeases(nc.jetstream(), group, 8, ttl_s=3, renew_s=0.5, replica_id=f"r{i}")
@@ -85,11 +85,12 @@ async def test_replicas_share_partitions_fairly_and_never_overlap(nats_url: str)
 
 CHILD = textwrap.dedent(
     """
-    import asyncio, sys, nats
+    import asyncio, sys
+    from zapflow.runtime.broker import connect_tooling
     from zapflow.runtime.partitions import PartitionLeases
 
     async def main():
-        nc = await nats.connect(sys.argv[1])
+        nc = await connect_tooling(sys.argv[1], "lease-child")
         leases = PartitionLeases(nc.jetstream(), sys.argv[2], 4, replica_id="doomed")
         async def acquired(p):
             print(f"acquired {p}", flush=True)
@@ -107,7 +108,7 @@ async def test_partitions_of_a_killed_replica_move_within_ten_seconds(nats_url: 
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", CHILD, nats_url, group, stdout=asyncio.subprocess.PIPE
     )
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     stop = asyncio.Event()
     ledger = Ledger()
     task = None
@@ -142,7 +143,7 @@ async def test_balancing_rounds_create_no_consumers_and_a_member_that_left_stops
     consumer count where it was, and a replica that stopped cleanly gives its share back at
     once (its heartbeat key is deleted, not left to expire)."""
     group = unique("grp")
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     ledger = Ledger()
     stops = {name: asyncio.Event() for name in ("a", "b")}
     replicas = {

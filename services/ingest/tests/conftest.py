@@ -41,7 +41,8 @@ from zapflow.ingest.settings import Settings
 from zapflow.providers import get_adapter
 from zapflow.providers.errors import WebhookPayloadError
 from zapflow.runtime.service import Service
-from zapflow.testing import unique
+from zapflow.testing import connect as connect_nats
+from zapflow.testing import own_durables_seed, unique
 from zapflow.testing.types import DatabaseFactory
 
 FIXTURES_ENV = "ZF_PROVIDER_FIXTURES"
@@ -306,6 +307,7 @@ class Ingest:
 def ingest_settings(nats_url: str, dsn: str, media_dir: Path) -> Settings:
     return Settings(
         nats_url=nats_url,
+        nats_nkey_seed=own_durables_seed(),  # ingest_consumer() is the test's own durable
         database_url=dsn,
         http_port=free_port(),
         media_dir=media_dir,
@@ -352,7 +354,7 @@ async def ingest(
         background=ingest_deps.background,
     )
     service = create_service(settings, deps)
-    nc = await nats.connect(nats_url)
+    nc = await connect_nats(nats_url)
     db = await asyncpg.create_pool(
         dsn, min_size=1, max_size=4, server_settings={"search_path": "ingest, public"}
     )

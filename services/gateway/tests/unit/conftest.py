@@ -21,7 +21,9 @@ import pytest
 import pytest_asyncio
 from nats.errors import NoRespondersError
 
+from zapflow.contracts.access import ALL_QUERIES
 from zapflow.contracts.envelope import Event
+from zapflow.contracts.queries import ERROR_HEADER, QueryFailure, QuerySpec
 from zapflow.contracts.sending.v1 import SendRequested
 from zapflow.gateway import compliance_api, send_api
 from zapflow.gateway.api import build_app
@@ -83,22 +85,25 @@ class MemoryCommandLog:
 
 
 class FakeNats:
-    """Answers core NATS requests with ``answers[subject](request_json)``; records requests.
-    A subject without an answer behaves like one nobody serves."""
+    """Answers the gateway's queries with ``answers[spec](request_json)`` (a ``QueryFailure``
+    comes back as a failed reply); records ``(spec, request_json)``. A query without an answer
+    behaves like one nobody serves."""
 
     def __init__(self) -> None:
-        self.answers: dict[str, Callable[[dict[str, Any]], Any]] = {}
-        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.answers: dict[QuerySpec[Any, Any], Callable[[dict[str, Any]], Any]] = {}
+        self.requests: list[tuple[QuerySpec[Any, Any] | str, dict[str, Any]]] = []
 
     async def request(self, subject: str, payload: bytes, **_options: Any) -> Any:
         body = json.loads(payload)
-        self.requests.append((subject, body))
-        answer = self.answers.get(subject)
+        spec = next((q for q in ALL_QUERIES if q.subject_for("gateway") == subject), None)
+        self.requests.append((spec or subject, body))
+        answer = self.answers.get(spec) if spec else None
         if answer is None:
             raise NoRespondersError
         reply = answer(body)
         data = reply.model_dump_json() if hasattr(reply, "model_dump_json") else json.dumps(reply)
-        return SimpleNamespace(data=data.encode())
+        headers = {ERROR_HEADER: reply.code} if isinstance(reply, QueryFailure) else None
+        return SimpleNamespace(data=data.encode(), headers=headers)
 
 
 class RestApi(SimpleNamespace):

@@ -7,15 +7,7 @@ from uuid import UUID, uuid4
 
 import pytest
 import pytest_asyncio
-from nats.aio.msg import Msg
 
-from zapflow.contracts.errors import TransientError
-from zapflow.contracts.queries.gateway_v1 import (
-    CHANNEL_CREDENTIALS,
-    ChannelCredentialsReply,
-    ChannelCredentialsRequest,
-)
-from zapflow.ingest.adapters.credentials import NatsCredentials
 from zapflow.ingest.app import Deps
 from zapflow.ingest.maintenance import Retention, purge_once
 from zapflow.testing import unique
@@ -128,29 +120,3 @@ async def test_purge_removes_changes_that_waited_too_long_for_their_message(
         "SELECT message_id FROM outbound_pending_outcomes WHERE tenant_id = $1", tenant
     )
     assert [r["message_id"] for r in parked] == [outcomes["wamid.NEW"]]
-
-
-async def test_credentials_come_from_the_gateway_and_are_cached(ingest: Any) -> None:
-    asked: list[ChannelCredentialsRequest] = []
-
-    async def gateway(msg: Msg) -> None:
-        request = ChannelCredentialsRequest.model_validate_json(msg.data)
-        asked.append(request)
-        reply = ChannelCredentialsReply(
-            found=True, provider="meta", credentials={"access_token": "t"}
-        )
-        await msg.respond(reply.model_dump_json().encode())
-
-    tenant = ingest.tenant()
-    lookup = NatsCredentials(ingest.nc, timeout_s=1)
-    sub = await ingest.nc.subscribe(CHANNEL_CREDENTIALS, queue="gateway", cb=gateway)
-    try:
-        first = await lookup(tenant, "ch-1")
-        again = await lookup(tenant, "ch-1")
-    finally:
-        await sub.unsubscribe()
-    assert first == again
-    assert first.credentials == {"access_token": "t"}
-    assert [(a.tenant_id, a.channel_id) for a in asked] == [(tenant, "ch-1")]
-    with pytest.raises(TransientError):
-        await NatsCredentials(ingest.nc, timeout_s=0.3)(tenant, "ch-2")

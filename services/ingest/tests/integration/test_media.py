@@ -181,7 +181,9 @@ async def test_media_query_returns_the_bytes_in_chunks(ingest: Any, webhooks: An
     offset, chunks = 0, 0
     while True:
         request = q.GetMediaRequest(tenant_id=tenant, message_id=row["id"], offset=offset)
-        msg = await ingest.nc.request(q.GET_MEDIA, request.model_dump_json().encode(), timeout=5)
+        msg = await ingest.nc.request(
+            q.GET_MEDIA.subject_for("gateway"), request.model_dump_json().encode(), timeout=5
+        )
         chunk = q.MediaChunk.model_validate_json(msg.data)
         assert chunk.state == "stored"
         assert chunk.media is not None
@@ -192,5 +194,7 @@ async def test_media_query_returns_the_bytes_in_chunks(ingest: Any, webhooks: An
             break
     assert (data, chunks) == (BIG, 2)
     foreign = q.GetMediaRequest(tenant_id=ingest.tenant(), message_id=row["id"])
-    msg = await ingest.nc.request(q.GET_MEDIA, foreign.model_dump_json().encode(), timeout=5)
+    msg = await ingest.nc.request(
+        q.GET_MEDIA.subject_for("gateway"), foreign.model_dump_json().encode(), timeout=5
+    )
     assert q.MediaChunk.model_validate_json(msg.data).state == "none"

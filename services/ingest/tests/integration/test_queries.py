@@ -8,8 +8,10 @@ from typing import Any, TypeVar
 from uuid import uuid4
 
 import pytest
+from nats.aio.msg import Msg
 from pydantic import BaseModel
 
+from zapflow.contracts.queries import ERROR_HEADER, QueryFailure, QuerySpec
 from zapflow.contracts.queries import ingest_v1 as q
 from zapflow.testing import unique
 
@@ -18,9 +20,23 @@ pytestmark = pytest.mark.integration
 R = TypeVar("R", bound=BaseModel)
 
 
-async def ask(ingest: Any, subject: str, request: dict[str, Any], reply: type[R]) -> R:
-    msg = await ingest.nc.request(subject, json.dumps(request, default=str).encode(), timeout=5)
+async def request(ingest: Any, spec: QuerySpec[Any, Any], body: dict[str, Any]) -> Msg:
+    subject = spec.subject_for("gateway")  # the gateway is the only caller
+    return await ingest.nc.request(subject, json.dumps(body, default=str).encode(), timeout=5)
+
+
+async def ask(ingest: Any, spec: QuerySpec[Any, Any], body: dict[str, Any], reply: type[R]) -> R:
+    msg = await request(ingest, spec, body)
+    assert not (msg.headers or {}).get(ERROR_HEADER), msg.data
     return reply.model_validate_json(msg.data)
+
+
+async def failure(ingest: Any, spec: QuerySpec[Any, Any], body: dict[str, Any]) -> QueryFailure:
+    msg = await request(ingest, spec, body)
+    assert msg.headers is not None
+    failed = QueryFailure.model_validate_json(msg.data)
+    assert msg.headers[ERROR_HEADER] == failed.code
+    return failed
 
 
 async def seed_inbox(ingest: Any, webhooks: Any, tenant: str, channel: str, n: int) -> list[str]:
@@ -53,7 +69,6 @@ async def test_conversation_list_pages_newest_first_without_gaps(
             {"tenant_id": tenant, "limit": 2, "cursor": cursor},
             q.ConversationsPage,
         )
-        assert page.error is None
         pages += 1
         seen += [c.contact.phone or "" for c in page.items]
         cursor = page.next_cursor
@@ -82,7 +97,6 @@ async def test_conversation_filters(ingest: Any, webhooks: Any) -> None:
         page = await ask(
             ingest, q.LIST_CONVERSATIONS, {"tenant_id": tenant, **filters}, q.ConversationsPage
         )
-        assert page.error is None, page.error
         return [c.id for c in page.items]
 
     assert await listed(status="closed") == [ids[0]]
@@ -172,14 +186,12 @@ async def test_contact_lookup_by_phone_and_id(ingest: Any, webhooks: Any) -> Non
         q.ContactReply,
     )
     assert foreign.contact is None
-    both = await ask(
+    both = await failure(
         ingest,
         q.GET_CONTACT,
         {"tenant_id": tenant, "contact_id": by_phone.contact.id, "phone": "+5511988887777"},
-        q.ContactReply,
     )
-    assert both.error is not None
-    assert both.error.code == "bad_request"
+    assert both.code == "bad_request"
 
 
 async def test_search_is_full_text_tenant_scoped_and_skips_revoked(
@@ -207,7 +219,6 @@ async def test_search_is_full_text_tenant_scoped_and_skips_revoked(
             {"tenant_id": tenant, "query": query, **extra},
             q.MessagesPage,
         )
-        assert page.error is None, page.error
         return page
 
     hits = await search("horário")
@@ -233,23 +244,15 @@ async def test_search_is_full_text_tenant_scoped_and_skips_revoked(
 
 async def test_invalid_requests_get_bad_request(ingest: Any) -> None:
     tenant = ingest.tenant()
-    bad_cursor = await ask(
-        ingest,
-        q.LIST_CONVERSATIONS,
-        {"tenant_id": tenant, "cursor": "bm90LWEtY3Vyc29y"},
-        q.ConversationsPage,
+    bad_cursor = await failure(
+        ingest, q.LIST_CONVERSATIONS, {"tenant_id": tenant, "cursor": "bm90LWEtY3Vyc29y"}
     )
-    assert bad_cursor.error is not None
-    assert bad_cursor.error.code == "bad_request"
-    no_tenant = await ask(
-        ingest, q.GET_CONVERSATION, {"conversation_id": str(uuid4())}, q.ConversationReply
-    )
-    assert no_tenant.error is not None
-    assert no_tenant.error.code == "bad_request"
-    too_big = await ask(
-        ingest, q.LIST_CONVERSATIONS, {"tenant_id": tenant, "limit": 10_000}, q.ConversationsPage
-    )
-    assert too_big.error is not None
+    assert (bad_cursor.code, bad_cursor.message) == ("bad_request", "invalid cursor")
+    no_tenant = await failure(ingest, q.GET_CONVERSATION, {"conversation_id": str(uuid4())})
+    assert no_tenant.code == "bad_request"
+    assert "tenant_id" in no_tenant.message
+    too_big = await failure(ingest, q.LIST_CONVERSATIONS, {"tenant_id": tenant, "limit": 10_000})
+    assert too_big.code == "bad_request"
 
 
 async def test_media_query_without_media_is_none(ingest: Any) -> None:

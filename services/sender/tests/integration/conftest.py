@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 from collections.abc import AsyncIterator, Iterator
 
-import nats
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client
@@ -17,13 +16,14 @@ from nats.aio.client import Client
 from zapflow.contracts.streams import ZF_CHANNELS, ZF_DLQ, ZF_SENDER, ZF_SENDING
 from zapflow.embedded import NatsServer
 from zapflow.runtime.broker import declare
-from zapflow.testing import DatabaseFactory, make_scratch_dir
+from zapflow.testing import DatabaseFactory, make_scratch_dir, nats_config
+from zapflow.testing import connect as connect_nats
 
 
 @pytest.fixture
 def own_nats() -> Iterator[str]:
     scratch = make_scratch_dir("zapflow-sender-nats-")
-    server = NatsServer(store_dir=scratch).start()
+    server = NatsServer(store_dir=scratch, config=nats_config()).start()
     try:
         yield server.url
     finally:
@@ -34,7 +34,7 @@ def own_nats() -> Iterator[str]:
 @pytest_asyncio.fixture
 async def bus(own_nats: str) -> AsyncIterator[Client]:
     """A connection to ``own_nats`` with the streams the tests publish to and read."""
-    client = await nats.connect(own_nats)
+    client = await connect_nats(own_nats)
     await declare(client.jetstream(), (ZF_CHANNELS, ZF_SENDING, ZF_SENDER, ZF_DLQ))
     yield client
     await client.close()

@@ -7,12 +7,11 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from uuid import uuid4
 
 import httpx
 import pytest
-from nats.errors import NoRespondersError
 
 from zapflow.contracts.channels.v1 import (
     ChannelDisabled,
@@ -46,7 +45,6 @@ from zapflow.providers.errors import (
     UnsupportedContentError,
 )
 from zapflow.sender.adapters.channels import ChannelReplay
-from zapflow.sender.adapters.credentials import GatewayCredentials
 from zapflow.sender.adapters.http import BEFORE_WRITE, LeanClient, LeanTransport
 from zapflow.sender.adapters.provider import (
     channel_config,
@@ -55,7 +53,6 @@ from zapflow.sender.adapters.provider import (
     outbound_content,
 )
 from zapflow.sender.domain import ErrorKind
-from zapflow.sender.errors import CredentialsUnavailableError
 
 # -- content -------------------------------------------------------------------------------
 
@@ -418,39 +415,6 @@ async def test_lean_client_errors_are_what_adapters_translate() -> None:
 @dataclass
 class Msg:
     data: bytes
-
-
-@dataclass
-class FakeNats:
-    answers: list[Exception | ChannelCredentialsReply] = field(default_factory=list)
-    asked: int = 0
-
-    async def request(self, subject: str, payload: bytes, timeout: float) -> Msg:  # noqa: ASYNC109
-        self.asked += 1
-        await asyncio.sleep(0.01)
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return Msg(answer.model_dump_json().encode())
-
-
-async def test_credentials_are_cached_shared_and_refreshed_after_invalidation() -> None:
-    reply = ChannelCredentialsReply(found=True, credentials={"access_token": "a"})
-    nc = FakeNats([reply, reply])
-    cache = GatewayCredentials(nc, ttl_s=60)  # type: ignore[arg-type]
-    first = await asyncio.gather(*(cache.get("t", "c") for _ in range(5)))
-    assert nc.asked == 1
-    assert {r.credentials["access_token"] for r in first} == {"a"}
-    cache.invalidate("t", "c")
-    await cache.get("t", "c")
-    assert nc.asked == 2
-
-
-async def test_no_gateway_answer_is_a_transient_error_for_every_waiter() -> None:
-    nc = FakeNats([NoRespondersError()])
-    cache = GatewayCredentials(nc)  # type: ignore[arg-type]
-    results = await asyncio.gather(*(cache.get("t", "c") for _ in range(3)), return_exceptions=True)
-    assert all(isinstance(r, CredentialsUnavailableError) for r in results)
 
 
 # -- channel replay --------------------------------------------------------------------------

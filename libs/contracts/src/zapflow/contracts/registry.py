@@ -48,7 +48,8 @@ _ENTRIES: Final[tuple[tuple[type[Event], tuple[str, ...]], ...]] = (
     (conversations_v1.ConversationStatusChanged, _INGEST),
     (ingest_v1.AssignConversation, _GATEWAY),
     (ingest_v1.ChangeConversationStatus, _GATEWAY),
-    (sending_v1.SendRequested, ("gateway", "dispatcher")),
+    # compliance requests the confirmation of an opt-out/opt-in keyword
+    (sending_v1.SendRequested, ("gateway", "dispatcher", "compliance")),
     (sender_v1.SendApproved, _COMPLIANCE),
     (sending_v1.SendVetoed, _COMPLIANCE),
     (sending_v1.SendDeferred, _COMPLIANCE),

@@ -68,6 +68,11 @@ ADVISORY_MAX_DELIVERIES: Final = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"
 _TOKEN: Final = re.compile(SUBJECT_TOKEN_PATTERN)
 
 
+def max_deliveries_advisory(stream: str, durable: str) -> str:
+    """The max-deliveries advisory subject of one consumer."""
+    return f"{ADVISORY_MAX_DELIVERIES[:-2]}.{stream}.{durable}"
+
+
 def token(value: str) -> str:
     """``value`` if it is safe as one subject token (lowercase, digits, ``-``, ``_``)."""
     if not _TOKEN.fullmatch(value):

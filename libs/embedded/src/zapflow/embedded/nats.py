@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 StrPath = str | os.PathLike[str]
 
 BINARY_NAME = "nats-server"
+CONFIG_FILE = "zapflow-nats.conf"
 OWNER_FILE = "zapflow-nats.pid"  # "<server pid> <launcher pid>": finds orphans of a killed launcher
 _POLL_INTERVAL = 0.02
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # $http_proxy: loopback
@@ -71,8 +72,11 @@ class NatsServer:
     """One nats-server with JetStream, on ``host:port`` (``port=0``: a free port).
 
     ``store_dir=None`` uses a temporary JetStream store that is deleted on ``stop()``; pass a
-    directory to keep streams across restarts. Monitoring is always on (``monitor_port=None``
-    picks a free port) because readiness is checked through it. ``log_file=None`` writes
+    directory to keep streams across restarts. ``config`` is configuration text (e.g. an
+    ``authorization`` block) written to ``<store_dir>/zapflow-nats.conf`` and loaded with
+    ``--config``; the listen addresses and the store given here take precedence over it.
+    Monitoring is always on (``monitor_port=None`` picks a free port) because readiness is
+    checked through it. ``log_file=None`` writes
     ``<store_dir>/nats-server.log``; its tail is part of any start error.
     """
 
@@ -87,6 +91,7 @@ class NatsServer:
         log_file: StrPath | None = None,
         binary: StrPath | None = None,
         extra_args: Sequence[str] = (),
+        config: str | None = None,
         startup_timeout: float = 10.0,
         stop_timeout: float = 5.0,
     ) -> None:
@@ -95,6 +100,7 @@ class NatsServer:
         self.requested_monitor_port = monitor_port
         self.server_name = server_name
         self.extra_args = tuple(extra_args)
+        self.config = config
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self._store_dir = Path(store_dir) if store_dir is not None else None
@@ -239,8 +245,15 @@ class NatsServer:
         return owner_file
 
     def _command(self, binary: Path, store_dir: Path) -> list[str]:
+        config_args: list[str] = []
+        if self.config is not None:
+            config_file = store_dir / CONFIG_FILE
+            config_file.write_text(self.config)
+            config_file.chmod(0o600)
+            config_args = ["--config", str(config_file)]
         return [
             str(binary),
+            *config_args,
             "--addr", self.host,
             "--port", str(self.requested_port or -1),
             "--http_port", str(self.requested_monitor_port or -1),

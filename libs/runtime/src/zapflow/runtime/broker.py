@@ -8,8 +8,13 @@ the type and tenant in headers, and the current trace context.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import ssl
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 import nats
 from nats.aio.client import Client as NATS
@@ -27,9 +32,10 @@ from nats.js.api import (
 from nats.js.errors import NotFoundError
 
 from zapflow.contracts import headers as h
+from zapflow.contracts.access import ADMIN, inbox_prefix, may_update
 from zapflow.contracts.envelope import Event
 from zapflow.contracts.streams import ConsumerSpec, StreamSpec
-from zapflow.runtime import metrics, telemetry
+from zapflow.runtime import metrics, natsauth, telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -40,20 +46,71 @@ _RETENTION = {
 }
 
 
-async def connect(url: str, name: str) -> NATS:
-    """Connect with reconnects forever; the service keeps running through NATS restarts."""
+class IdentityRefusedError(ConnectionError):
+    """nats-server refused the identity this process connects with (wrong or missing seed)."""
+
+
+def _refused(exc: BaseException) -> bool:
+    return "authorization violation" in str(exc).lower()
+
+
+async def connect(
+    url: str,
+    name: str,
+    *,
+    identity: str,
+    seed: str | None = None,
+    tls_ca_file: Path | None = None,
+    max_reconnect_attempts: int = -1,
+) -> NATS:
+    """Connect as ``identity`` (its NKey ``seed``; anonymous when None, for servers without
+    authorization) with its own reply inbox, reconnecting forever by default: a service keeps
+    running through NATS restarts and waits for a server that is not up yet. A server that
+    refuses the identity on the first connection is a configuration error:
+    :class:`IdentityRefusedError` at once instead of retrying forever. ``tls_ca_file``
+    verifies a ``tls://`` server against a private CA.
+    """
+    refused = asyncio.Event()
 
     async def on_error(exc: Exception) -> None:
-        logger.warning("nats connection error: %s", type(exc).__name__)
+        if _refused(exc):
+            refused.set()
+            logger.error("nats refused this identity", extra={"identity": identity})
+        elif "permissions violation" in str(exc).lower():
+            logger.error("nats permissions violation: %s", exc, extra={"identity": identity})
+        else:
+            logger.warning("nats connection error: %s", type(exc).__name__)
 
-    return await nats.connect(
-        url,
-        name=name,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
-        error_cb=on_error,
-        connect_timeout=5,
+    tls = ssl.create_default_context(cafile=str(tls_ca_file)) if tls_ca_file else None
+    connecting = asyncio.ensure_future(
+        nats.connect(
+            url,
+            name=name,
+            max_reconnect_attempts=max_reconnect_attempts,
+            reconnect_time_wait=0.5,
+            error_cb=on_error,
+            connect_timeout=5,
+            nkeys_seed_str=seed,
+            inbox_prefix=inbox_prefix(identity),
+            tls=tls,
+        )
     )
+    watch = asyncio.ensure_future(refused.wait())
+    await asyncio.wait({connecting, watch}, return_when=asyncio.FIRST_COMPLETED)
+    watch.cancel()
+    if not connecting.done():
+        connecting.cancel()
+        with contextlib.suppress(BaseException):
+            await connecting
+        raise IdentityRefusedError(f"nats-server refused the {identity!r} identity")
+    return connecting.result()
+
+
+async def connect_tooling(url: str, name: str, **kwargs: Any) -> NATS:
+    """Connect operator tooling (CLI, benchmarks, tests) as ``admin``, with the seed from
+    ``NATS_NKEY_SEED`` / ``NATS_NKEY_SEED_FILE`` (anonymous when neither is set)."""
+    kwargs.setdefault("max_reconnect_attempts", 3)
+    return await connect(url, name, identity=ADMIN, seed=natsauth.admin_seed(), **kwargs)
 
 
 def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
@@ -98,8 +155,10 @@ async def declare(
     consumers: Iterable[ConsumerSpec] = (),
     *,
     replicas: int = 1,
+    service: str | None = None,
 ) -> None:
-    """Create or update each stream, then each durable pull consumer. Safe to run concurrently."""
+    """Create each missing stream, update those ``service`` owns (all of them when None), then
+    create or update each durable pull consumer. Safe to run concurrently."""
     for spec in streams:
         config = stream_config(spec, replicas)
         try:
@@ -108,7 +167,8 @@ async def declare(
             await js.add_stream(config)
             logger.info("created stream %s", spec.name)
         else:
-            await js.update_stream(config)
+            if service is None or may_update(service, spec):
+                await js.update_stream(config)
     for cspec in consumers:
         await js.add_consumer(cspec.stream, consumer_config(cspec))
 

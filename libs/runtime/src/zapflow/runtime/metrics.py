@@ -17,3 +17,8 @@ HANDLE_SECONDS = Histogram(
 )
 PUBLISHED = Counter("zf_published_total", "Events published to JetStream.", ["type"])
 READY = Gauge("zf_ready", "1 when the service's dependencies are reachable.")
+QUERIES_SERVED = Counter(
+    "zf_queries_served_total",
+    "Request-reply queries answered, by subject and outcome.",
+    ["subject", "outcome"],
+)

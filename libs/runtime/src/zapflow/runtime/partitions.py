@@ -56,6 +56,7 @@ async def lease_bucket(js: JetStreamContext, ttl_s: float) -> KeyValue:
                 ttl=ttl_s,
                 storage=StorageType.FILE,
                 description="Partition leases and replica heartbeats.",
+                direct=True,
             )
         )
 

@@ -15,7 +15,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from importlib.resources.abc import Traversable
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from nats.aio.client import Client as NATS
@@ -23,15 +23,20 @@ from nats.js import JetStreamContext
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
+from zapflow.contracts.envelope import Contract
+from zapflow.contracts.queries import QuerySpec
 from zapflow.contracts.streams import ConsumerSpec, StreamSpec, stream_named
 from zapflow.contracts.types import ServiceName
-from zapflow.runtime import broker, db, dlq, health
+from zapflow.runtime import broker, db, dlq, health, rpc
 from zapflow.runtime.consumer import Consumer, Handler
 from zapflow.runtime.http import Server, build_server
 from zapflow.runtime.partitions import PartitionLeases
 from zapflow.runtime.settings import BaseServiceSettings
 
 logger = logging.getLogger(__name__)
+
+Req = TypeVar("Req", bound=Contract)
+Rep = TypeVar("Rep", bound=Contract)
 
 
 class Service:
@@ -94,6 +99,24 @@ class Service:
     def publish(self) -> broker.Publisher:
         return broker.Publisher(self.js)
 
+    async def serve(
+        self,
+        spec: QuerySpec[Req, Rep],
+        answer: rpc.Answer[Req, Rep],
+        *,
+        concurrency: int = 32,
+    ) -> rpc.Responder[Req, Rep]:
+        """Answer the query ``spec`` (it must be this service's) until the service stops."""
+        if spec.server != self.name:
+            raise ValueError(f"{spec.subject} is answered by {spec.server}, not {self.name}")
+        return await rpc.serve(self.nc, spec, answer, self.resources, concurrency=concurrency)
+
+    async def ask(
+        self, spec: QuerySpec[Req, Rep], request: Req, *, timeout_s: float = rpc.DEFAULT_TIMEOUT_S
+    ) -> Rep:
+        """Ask the query ``spec`` as this service (see ``zapflow.runtime.rpc.ask``)."""
+        return await rpc.ask(self.nc, spec, request, caller=self.name, timeout_s=timeout_s)
+
     def consume(self, spec: ConsumerSpec, handler: Handler, *, batch: int = 64) -> None:
         """Run ``handler`` for every message of the durable consumer ``spec`` once started."""
         self._consumers.append(
@@ -152,10 +175,20 @@ class Service:
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         s = self.settings
-        self._nc = await broker.connect(s.nats_url, name=f"zapflow-{self.name}")
+        self._nc = await broker.connect(
+            s.nats_url,
+            name=f"zapflow-{self.name}",
+            identity=self.name,
+            seed=s.nats_seed(),
+            tls_ca_file=s.nats_tls_ca_file,
+        )
         self._js = self._nc.jetstream()
         await broker.declare(
-            self._js, self.streams, self.consumer_specs, replicas=s.stream_replicas
+            self._js,
+            self.streams,
+            self.consumer_specs,
+            replicas=s.stream_replicas,
+            service=self.name,
         )
         dsn = s.database_url.get_secret_value()
         if self.migrations is not None:

@@ -8,6 +8,8 @@ variables points the whole system somewhere else. Local defaults point at loopba
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,6 +21,18 @@ class BaseServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     nats_url: str = Field(default=LOCAL_NATS_URL, validation_alias="NATS_URL")
+    nats_nkey_seed: SecretStr | None = Field(
+        default=None,
+        description="This service's NATS identity (NKey seed); unset: connect anonymously.",
+    )
+    nats_nkey_seed_file: Path | None = Field(
+        default=None, description="File holding the NKey seed (a mounted Secret)."
+    )
+    nats_tls_ca_file: Path | None = Field(
+        default=None,
+        validation_alias="NATS_TLS_CA_FILE",
+        description="CA bundle to verify a tls:// NATS server with (default: system CAs).",
+    )
     database_url: SecretStr = Field(
         default=SecretStr(LOCAL_DATABASE_URL), validation_alias="DATABASE_URL"
     )
@@ -40,3 +54,11 @@ class BaseServiceSettings(BaseSettings):
         description="Replicas of the streams this service declares (3 in a cluster).",
     )
     shutdown_grace_s: float = 10.0
+
+    def nats_seed(self) -> str | None:
+        """The NKey seed, from the setting or its file (the setting wins)."""
+        if self.nats_nkey_seed is not None:
+            return self.nats_nkey_seed.get_secret_value().strip()
+        if self.nats_nkey_seed_file is not None:
+            return self.nats_nkey_seed_file.read_text().strip()
+        return None

@@ -6,8 +6,8 @@ storage, unless ``$NATS_URL`` / ``$DATABASE_URL`` name existing ones.
 ===================  ========  ====================================================
 fixture              scope     value
 ===================  ========  ====================================================
-``nats_url``         session   URL of a JetStream nats-server
-``nc``               function  connected ``nats.aio.client.Client``, closed after
+``nats_url``         session   URL of a JetStream nats-server enforcing the identities
+``nc``               function  ``nats.aio.client.Client`` connected as ``admin``
 ``js``               function  ``nc.jetstream()``
 ``pg_server_dsn``    session   DSN of the server's ``postgres`` (admin) database
 ``fresh_db``         session   ``fresh_db(prefix="test") -> dsn``: a new database
@@ -15,7 +15,8 @@ fixture              scope     value
 ``server_tmp_path``  function  temp dir that a server run as another user can reach
 ===================  ========  ====================================================
 
-Isolation comes from unique names (``zapflow.testing.unique``), not from cleanup.
+Isolation comes from unique names (``zapflow.testing.unique``), not from cleanup. NATS identities:
+see ``zapflow.testing.identities``.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import nats
 import pytest
 import pytest_asyncio
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from zapflow.testing import identities
 from zapflow.testing.scratch import make_scratch_dir
 from zapflow.testing.servers import SessionServers
 from zapflow.testing.types import DatabaseFactory
@@ -38,6 +39,8 @@ from zapflow.testing.types import DatabaseFactory
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: talks to a real nats-server and PostgreSQL")
+    if not os.environ.get("NATS_URL"):
+        identities.export(os.environ)  # servers started here enforce them
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +58,8 @@ def nats_url(zapflow_servers: SessionServers) -> str:
 
 @pytest_asyncio.fixture
 async def nc(nats_url: str) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3)
+    """A connection as ``admin`` (see ``zapflow.testing.identities``)."""
+    client = await identities.connect(nats_url)
     yield client
     await client.close()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from zapflow.embedded import NatsServer, PostgresServer
 from zapflow.embedded.pg_admin import create_database, dsn_with_database
+from zapflow.testing.identities import nats_config
 from zapflow.testing.naming import unique
 from zapflow.testing.scratch import make_scratch_dir
 
@@ -48,7 +49,9 @@ class SessionServers:
         if self._nats is None:
             scratch = make_scratch_dir("zapflow-test-nats-")
             try:
-                self._nats = NatsServer(store_dir=scratch, server_name="zapflow-test").start()
+                self._nats = NatsServer(
+                    store_dir=scratch, server_name="zapflow-test", config=nats_config()
+                ).start()
             except BaseException:
                 shutil.rmtree(scratch, ignore_errors=True)
                 raise

@@ -15,7 +15,8 @@ from zapflow.compliance.ports import Clock, Store
 from zapflow.compliance.scheduler import Scheduler
 from zapflow.compliance.settings import Settings
 from zapflow.compliance.subscribers import Deps, register_consumers, start_queries
-from zapflow.contracts.streams import ZF_SENDER, consumers_owned_by, streams_owned_by
+from zapflow.contracts.access import streams_declared_by
+from zapflow.contracts.streams import consumers_owned_by
 from zapflow.runtime.service import Service
 
 NAME: Final = "compliance"
@@ -43,8 +44,7 @@ def create_service(settings: Settings, *, clock: Clock | None = None) -> Service
         # last of the resources: marks of what the consumers and the scheduler published
         svc.resources.push_async_callback(_write_marks, deps.store)
         register_consumers(svc, deps, batch=settings.request_batch)
-        for sub in await start_queries(svc, deps):
-            svc.resources.push_async_callback(sub.unsubscribe)
+        await start_queries(svc, deps)
         scheduler = Scheduler(
             deps.store,
             deps.publish,
@@ -59,7 +59,7 @@ def create_service(settings: Settings, *, clock: Clock | None = None) -> Service
         NAME,
         settings,
         # ZF_SENDER too: approvals must have a stream to land in even before the sender starts
-        streams=(*streams_owned_by(NAME), ZF_SENDER),
+        streams=streams_declared_by(NAME),
         consumers=consumers_owned_by(NAME),
         migrations=files("zapflow.compliance") / "migrations",
         setup=setup,

@@ -6,13 +6,10 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 
 from zapflow.compliance import handlers
-from zapflow.compliance.adapters.nats import Route, serve_queries
 from zapflow.compliance.ports import Clock, Publisher, Store
 from zapflow.contracts import headers as h
 from zapflow.contracts import streams
@@ -81,25 +78,23 @@ def register_consumers(svc: Service, deps: Deps, *, batch: int) -> None:
     svc.consume(streams.COMPLIANCE_CAMPAIGNS, on_campaign)
 
 
-async def start_queries(svc: Service, deps: Deps) -> list[Subscription]:
+async def start_queries(svc: Service, deps: Deps) -> None:
+    """Answer compliance's queries (``zapflow.runtime.rpc``: only the gateway may ask)."""
     store = deps.store
 
-    async def decision(q: queries.DecisionQuery) -> queries.DecisionReply:
+    async def decision(q: queries.DecisionQuery, _caller: str) -> queries.DecisionReply:
         return await handlers.find_decision(q, store=store)
 
-    async def rules(q: queries.RulesQuery) -> queries.RulesReply:
+    async def rules(q: queries.RulesQuery, _caller: str) -> queries.RulesReply:
         return await handlers.get_rules(q, store=store)
 
-    async def put(q: queries.PutRules) -> queries.RulesReply:
+    async def put(q: queries.PutRules, _caller: str) -> queries.RulesReply:
         return await handlers.put_rules(q, store=store, clock=deps.clock)
 
-    async def consent(q: queries.ConsentQuery) -> queries.ConsentReply:
+    async def consent(q: queries.ConsentQuery, _caller: str) -> queries.ConsentReply:
         return await handlers.find_consent(q, store=store)
 
-    routes: dict[str, Route[Any]] = {
-        queries.DECISION: Route(queries.DecisionQuery, decision),
-        queries.RULES: Route(queries.RulesQuery, rules),
-        queries.PUT_RULES: Route(queries.PutRules, put),
-        queries.CONSENT: Route(queries.ConsentQuery, consent),
-    }
-    return await serve_queries(svc.nc, routes)
+    await svc.serve(queries.DECISION, decision)
+    await svc.serve(queries.RULES, rules)
+    await svc.serve(queries.PUT_RULES, put)
+    await svc.serve(queries.CONSENT, consent)

@@ -12,8 +12,9 @@ gateway's parts on top of the service's NATS connection and database pool:
 * the ASGI app (:func:`zapflow.gateway.api.build_app`), with ``app.state.service``.
 
 Besides its own streams it declares those its commands go to (``ZF_SENDING`` for API sends,
-``ZF_COMPLIANCE`` for consent changes): the outbox relay publishes in commit order, so a stream
-missing until its owner first starts would hold back every later event, channel changes too.
+``ZF_COMPLIANCE`` for consent changes; ``zapflow.contracts.access.streams_declared_by``): the
+outbox relay publishes in commit order, so a stream missing until its owner first starts would
+hold back every later event, channel changes too.
 
 Everything started here is stopped through ``svc.resources`` when the service stops.
 """
@@ -29,9 +30,8 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, Final
 
-from zapflow.contracts.routing import stream_for
-from zapflow.contracts.streams import consumers_owned_by, streams_owned_by
-from zapflow.contracts.subjects import COMPLIANCE_CHANGE_CONSENT_V1, SENDING_REQUESTED_V1
+from zapflow.contracts.access import streams_declared_by
+from zapflow.contracts.streams import consumers_owned_by
 from zapflow.gateway import credentials
 from zapflow.gateway.api import build_app
 from zapflow.gateway.cache import RELOAD, ChannelCache, pg_cache
@@ -45,8 +45,6 @@ from zapflow.gateway.webhooks import WebhookEndpoints
 from zapflow.runtime.service import Service
 
 NAME: Final = "gateway"
-COMMANDS_TO: Final = (SENDING_REQUESTED_V1, COMPLIANCE_CHANGE_CONSENT_V1)
-"""Types the gateway publishes to streams other services own."""
 CHANNELS_NOTIFY: Final = "zf_gateway_channels"
 OUTBOX_NOTIFY: Final = "zf_gateway_outbox"
 
@@ -117,8 +115,7 @@ async def setup(svc: Service, settings: Settings) -> Gateway:
     _spawn(svc, stop, listener.run(stop), "pg-listener")
     _spawn(svc, stop, cache.maintain(stop, settings.channel_cache_refresh_s), "channel-cache")
     _spawn(svc, stop, relay.run(stop), "outbox-relay")
-    subscription = await credentials.serve(svc.nc, svc.pool, box)
-    svc.resources.push_async_callback(subscription.unsubscribe)
+    await credentials.serve(svc, svc.pool, box)
 
     webhooks = WebhookEndpoints(
         cache,
@@ -145,7 +142,7 @@ def create_service(settings: Settings) -> Service:
     return Service(
         NAME,
         settings,
-        streams=(*streams_owned_by(NAME), *(stream_for(t) for t in COMMANDS_TO)),
+        streams=streams_declared_by(NAME),
         consumers=consumers_owned_by(NAME),
         migrations=files("zapflow.gateway") / "migrations",
         setup=setup_hook,

@@ -16,22 +16,24 @@ from __future__ import annotations
 from typing import Annotated, Any, Final, Literal, TypeVar
 from uuid import UUID
 
-import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from zapflow.contracts.compliance.v1 import ChangeConsent, ConsentState
 from zapflow.contracts.consent.v1 import ConsentSource
 from zapflow.contracts.envelope import Contract
+from zapflow.contracts.queries import QuerySpec
 from zapflow.contracts.queries import compliance_v1 as cq
 from zapflow.contracts.types import ChannelId, PhoneE164
 from zapflow.gateway.auth import Principal, requires
 from zapflow.gateway.command_log import CommandLog
 from zapflow.gateway.schemas import ErrorOut
 from zapflow.providers.phones import normalize_phone
+from zapflow.runtime import rpc
+from zapflow.runtime.rpc import QueryFailed, QueryUnavailable
 
+CALLER: Final = "gateway"
+"""The gateway asks its queries under its own name (its NATS identity allows no other)."""
 QUERY_TIMEOUT_S: Final = 5.0
 """How long a route waits for compliance's answer before answering 503."""
 READ = requires("compliance:read")
@@ -85,19 +87,21 @@ def _unavailable() -> HTTPException:
     return HTTPException(503, "compliance unavailable", headers={"Retry-After": "1"})
 
 
-async def _ask(request: Request, subject: str, query: Contract, reply_model: type[R]) -> R:
+async def _ask(
+    request: Request, spec: QuerySpec[Any, Any], query: Contract, reply_model: type[R]
+) -> R:
+    assert spec.reply is reply_model, f"{spec.subject} answers {spec.reply.__name__}"
     nc = request.app.state.service.nc
     try:
-        msg = await nc.request(subject, query.model_dump_json().encode(), timeout=QUERY_TIMEOUT_S)
-    except (NatsTimeoutError, NoRespondersError, TimeoutError):
+        reply = await rpc.ask(nc, spec, query, caller=CALLER, timeout_s=QUERY_TIMEOUT_S)
+    except QueryUnavailable:
         raise _unavailable() from None
-    raw = orjson.loads(msg.data)
-    if isinstance(raw, dict) and "error" in raw:
-        error = cq.QueryError.model_validate(raw).error
-        if error == cq.INTERNAL_ERROR:
-            raise _unavailable()
-        raise HTTPException(400, error)
-    return reply_model.model_validate(raw)
+    except QueryFailed as exc:
+        if exc.code == "bad_request":
+            raise HTTPException(400, exc.message) from None
+        raise _unavailable() from None
+    assert isinstance(reply, reply_model)
+    return reply
 
 
 def _log(request: Request) -> CommandLog:

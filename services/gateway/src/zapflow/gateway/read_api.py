@@ -23,17 +23,20 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import BaseModel, ValidationError
 
 from zapflow.contracts.conversations.v1 import ConversationStatus
 from zapflow.contracts.envelope import Contract
+from zapflow.contracts.queries import QuerySpec
 from zapflow.contracts.queries import ingest_v1 as q
 from zapflow.gateway.auth import Principal, current_tenant
 from zapflow.gateway.schemas import ErrorOut
 from zapflow.providers.phones import normalize_phone
+from zapflow.runtime import rpc
+from zapflow.runtime.rpc import QueryFailed, QueryUnavailable
 
+CALLER: Final = "gateway"
+"""The gateway asks its queries under its own name (its NATS identity allows no other)."""
 QUERY_TIMEOUT_S: Final = 5.0
 """How long a route waits for ingest's answer before answering 503."""
 
@@ -78,19 +81,22 @@ def _query(model: type[C], **fields: Any) -> C:
         raise HTTPException(400, f"{where}: {err['msg']}") from None
 
 
-async def ask_ingest(request: Request, subject: str, query: Contract, reply_model: type[R]) -> R:
+async def ask_ingest(
+    request: Request, spec: QuerySpec[Any, Any], query: Contract, reply_model: type[R]
+) -> R:
     """Ingest's reply to ``query``; 400 if ingest calls it a bad request, 503 if it cannot
     answer in time (also used by the send API to look conversations up)."""
+    assert spec.reply is reply_model, f"{spec.subject} answers {spec.reply.__name__}"
     nc = request.app.state.service.nc
     try:
-        msg = await nc.request(subject, query.model_dump_json().encode(), timeout=QUERY_TIMEOUT_S)
-    except (NatsTimeoutError, NoRespondersError, TimeoutError):
+        reply = await rpc.ask(nc, spec, query, caller=CALLER, timeout_s=QUERY_TIMEOUT_S)
+    except QueryUnavailable:
         raise _unavailable() from None
-    reply = reply_model.model_validate_json(msg.data)
-    if reply.error is not None:
-        if reply.error.code == "bad_request":
-            raise HTTPException(400, reply.error.message)
-        raise _unavailable()
+    except QueryFailed as exc:
+        if exc.code == "bad_request":
+            raise HTTPException(400, exc.message) from None
+        raise _unavailable() from None
+    assert isinstance(reply, reply_model)
     return reply
 
 

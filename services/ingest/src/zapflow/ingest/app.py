@@ -18,15 +18,14 @@ from typing import Any, Final
 import httpx
 from nats.aio.msg import Msg
 
+from zapflow.contracts.access import streams_declared_by
 from zapflow.contracts.inbound.v1 import WebhookReceived
 from zapflow.contracts.streams import (
     INGEST_OUTBOUND,
     INGEST_RAW,
     ConsumerSpec,
     consumers_owned_by,
-    streams_owned_by,
 )
-from zapflow.ingest.adapters.credentials import NatsCredentials
 from zapflow.ingest.adapters.pg_ingest import PgIngestStore
 from zapflow.ingest.adapters.pg_media import PgMediaQueue
 from zapflow.ingest.adapters.pg_outbound import PgOutboundStore
@@ -38,8 +37,9 @@ from zapflow.ingest.media.store import media_store
 from zapflow.ingest.media.worker import MediaWorker, WorkerSettings
 from zapflow.ingest.outbound import SEND_EVENTS
 from zapflow.ingest.ports import CredentialsLookup, MediaStore
-from zapflow.ingest.queries import QueryHandlers, Responders
+from zapflow.ingest.queries import QueryHandlers
 from zapflow.ingest.settings import Settings
+from zapflow.runtime.credentials import ChannelCredentials
 from zapflow.runtime.service import Service
 
 NAME: Final = "ingest"
@@ -72,7 +72,7 @@ def create_service(settings: Settings, deps: Deps | None = None) -> Service:
     return Service(
         NAME,
         settings,
-        streams=streams_owned_by(NAME),
+        streams=streams_declared_by(NAME),
         consumers=consumers,
         migrations=files("zapflow.ingest") / "migrations",
         setup=setup,
@@ -99,8 +99,8 @@ async def _setup(svc: Service, settings: Settings, deps: Deps) -> None:
     )
     svc.resources.push_async_callback(client.aclose)
     store = deps.media_store or media_store(settings, client)
-    credentials = deps.credentials or NatsCredentials(
-        svc.nc, timeout_s=settings.credentials_timeout_s
+    credentials = deps.credentials or ChannelCredentials(
+        svc.nc, caller=NAME, ttl_s=60.0, timeout_s=settings.credentials_timeout_s
     )
     queue = PgMediaQueue(svc.pool)
     fetcher = MediaFetcher(client, credentials, queue.raw_body, max_bytes=settings.media_max_bytes)
@@ -128,7 +128,7 @@ async def _setup(svc: Service, settings: Settings, deps: Deps) -> None:
     if outbound is not None:
         _consume_sends(svc, settings, outbound)
     handlers = QueryHandlers(PgReadStore(svc.pool), store)
-    await Responders(svc.nc, handlers, concurrency=settings.query_concurrency).start(svc.resources)
+    await handlers.serve(svc, concurrency=settings.query_concurrency)
     if deps.background:
         retention = Retention(
             webhook_log_days=settings.webhook_log_retention_days,

@@ -17,18 +17,16 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Final
 
+from zapflow.contracts.access import streams_declared_by
 from zapflow.contracts.streams import (
     SENDER_APPROVED,
-    ZF_CHANNELS,
-    ZF_SENDING,
     ConsumerSpec,
-    streams_owned_by,
 )
 from zapflow.runtime import db
+from zapflow.runtime.credentials import ChannelCredentials
 from zapflow.runtime.service import Service
 from zapflow.sender import handlers
 from zapflow.sender.adapters.channels import ChannelReplay
-from zapflow.sender.adapters.credentials import GatewayCredentials
 from zapflow.sender.adapters.pg import PgAttemptStore
 from zapflow.sender.adapters.provider import ProviderCalls
 from zapflow.sender.domain import AimdConfig, RetryPolicy
@@ -62,7 +60,7 @@ def create_service(settings: Settings, overrides: Overrides | None = None) -> Se
         # so start-up order never matters). ZF_CHANNELS is read by every replica through its own
         # ordered consumer (adapters.channels): the shared durable ``sender-channels`` would
         # split the channels between the replicas, so it is not declared
-        streams=(*streams_owned_by(NAME), ZF_CHANNELS, ZF_SENDING),
+        streams=streams_declared_by(NAME),
         consumers=SENDER_APPROVED,
         migrations=files("zapflow.sender") / "migrations",
         setup=setup,
@@ -86,8 +84,8 @@ async def _setup(svc: Service, s: Settings, overrides: Overrides) -> None:
     pool = await db.create_pool(dsn, NAME, min_size=size, max_size=size, session_state=False)
     svc.resources.push_async_callback(pool.close)
     store = PgAttemptStore(pool)
-    credentials = overrides.credentials or GatewayCredentials(
-        svc.nc, ttl_s=s.credentials_ttl_s, timeout_s=s.credentials_timeout_s
+    credentials = overrides.credentials or ChannelCredentials(
+        svc.nc, caller=NAME, ttl_s=s.credentials_ttl_s, timeout_s=s.credentials_timeout_s
     )
     provider = overrides.provider or calls
     policy = RetryPolicy(

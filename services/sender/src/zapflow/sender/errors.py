@@ -2,7 +2,7 @@
 
 ```
 TransientError
-├── CredentialsUnavailableError   the gateway did not answer CHANNEL_CREDENTIALS (retried in place)
+├── QueryUnavailable              (runtime.rpc) no CHANNEL_CREDENTIALS answer: retried in place
 └── RetriesExhaustedError         the last attempt failed transiently: SendFailed + dead letter
 PermanentError
 ├── UnknownChannelError           no ChannelRegistered for the channel: dead letter, no SendFailed
@@ -15,12 +15,6 @@ A dead letter of the sender carries the provider attempt count as ``delivery_cou
 from __future__ import annotations
 
 from zapflow.contracts.errors import PermanentError, TransientError
-
-
-class CredentialsUnavailableError(TransientError):
-    def __init__(self, channel_id: str) -> None:
-        super().__init__(f"no credentials answer for channel {channel_id}", code="no_credentials")
-        self.channel_id = channel_id
 
 
 class RetriesExhaustedError(TransientError):

@@ -11,17 +11,17 @@ Nothing here is used by the service itself.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from uuid import UUID, uuid4
 
 from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 
 from zapflow.contracts.channels.v1 import ChannelRegistered, ChannelSettings, PaceSettings
 from zapflow.contracts.common import SendOrigin, SendPriority
 from zapflow.contracts.content import TextContent
+from zapflow.contracts.errors import TransientError
 from zapflow.contracts.queries.gateway_v1 import (
     CHANNEL_CREDENTIALS,
     ChannelCredentialsReply,
@@ -30,6 +30,7 @@ from zapflow.contracts.queries.gateway_v1 import (
 from zapflow.contracts.sender.v1 import SendApproved
 from zapflow.contracts.sending.v1 import Recipient, SendRequest
 from zapflow.contracts.subjects import SEND_PARTITIONS, subject_for
+from zapflow.runtime import rpc
 from zapflow.runtime.broker import Publisher
 
 META_API_VERSION = "v21.0"
@@ -57,28 +58,28 @@ class SimChannel:
 
 @dataclass
 class CredentialsResponder:
-    """Answers ``CHANNEL_CREDENTIALS`` for ``channels`` like the gateway (unless ``answer``)."""
+    """Answers ``CHANNEL_CREDENTIALS`` for ``channels`` like the gateway (unless ``answer``), with
+    the runtime's responder; ``nc`` must be allowed to serve it (the gateway's or the admin
+    identity)."""
 
     nc: Client
     provider_url: str
     channels: list[SimChannel] = field(default_factory=list)
     answer: bool = True
     asked: int = 0
-    _sub: Subscription | None = None
+    _resources: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     async def start(self) -> CredentialsResponder:
-        self._sub = await self.nc.subscribe(CHANNEL_CREDENTIALS, queue="gateway", cb=self._reply)
+        await rpc.serve(self.nc, CHANNEL_CREDENTIALS, self._reply, self._resources)
         return self
 
     async def stop(self) -> None:
-        if self._sub is not None:
-            await self._sub.unsubscribe()
+        await self._resources.aclose()
 
-    async def _reply(self, msg: Msg) -> None:
+    async def _reply(self, ask: ChannelCredentialsRequest, _caller: str) -> ChannelCredentialsReply:
         self.asked += 1
         if not self.answer:
-            return
-        ask = ChannelCredentialsRequest.model_validate_json(msg.data)
+            raise TransientError("not answering", code="test")
         channel = next(
             (
                 c
@@ -87,14 +88,13 @@ class CredentialsResponder:
             ),
             None,
         )
-        reply = ChannelCredentialsReply(
+        return ChannelCredentialsReply(
             found=channel is not None,
             provider="meta",
             base_url=f"{self.provider_url}/{META_API_VERSION}",
             provider_account=channel.phone_number_id if channel else None,
             credentials={"access_token": channel.access_token} if channel else {},
         )
-        await msg.respond(reply.model_dump_json().encode())
 
 
 async def register_channels(

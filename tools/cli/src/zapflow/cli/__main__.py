@@ -11,6 +11,7 @@ from zapflow.cli import stack, topology
 from zapflow.cli.audit_cmd import app as audit_app
 from zapflow.cli.dlq_cmd import app as dlq_app
 from zapflow.cli.migrations import migrate_all
+from zapflow.cli.nats_cmd import app as nats_app
 from zapflow.cli.providers_cmd import app as providers_app
 from zapflow.cli.status import jetstream_state, service_health
 
@@ -22,6 +23,7 @@ app.add_typer(
     audit_app, name="audit", help="Compare what Zapflow sent with what the provider accepted."
 )
 app.add_typer(dlq_app, name="dlq", help="Inspect and replay dead letters.")
+app.add_typer(nats_app, name="nats", help="NATS identities and the server's authorization.")
 
 
 @app.command()

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Annotated, Final
 
 import httpx
-import nats
 import typer
 from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -66,19 +65,9 @@ def _decode(subject: str, hdrs: dict[str, str] | None, data: bytes) -> Event | N
         return None  # not an event this audit reads (or not parseable): skipped
 
 
-async def _quiet(exc: Exception) -> None:
-    """Connection errors surface as the exception ``connect`` raises; don't log each retry."""
-
-
 async def read_events(nats_url: str, stream: str, filters: list[str]) -> list[Event]:
     """Every event stored in ``stream`` under ``filters`` when called, in stream order."""
-    nc = await nats.connect(
-        nats_url,
-        connect_timeout=3,
-        max_reconnect_attempts=1,  # nats-py retries forever with 0
-        reconnect_time_wait=0.2,
-        error_cb=_quiet,
-    )
+    nc = await topology.connect_nats(nats_url)
     try:
         js = nc.jetstream()
         config = ConsumerConfig(

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Annotated, Final, TypeVar
 from uuid import UUID, uuid5
 
-import nats
 import typer
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
@@ -246,7 +245,7 @@ async def _replay(
 
 
 async def _with_js(work: Callable[[JetStreamContext], Awaitable[T]]) -> T:
-    nc = await nats.connect(topology.nats_url(), connect_timeout=3, max_reconnect_attempts=1)
+    nc = await topology.connect_nats()
     try:
         return await work(nc.jetstream())
     finally:

@@ -25,6 +25,7 @@ from zapflow.cli.migrations import migrate_all
 from zapflow.cli.topology import SERVICES, ServiceInfo
 from zapflow.embedded.nats import NatsServer
 from zapflow.embedded.postgres import PostgresServer
+from zapflow.runtime.natsauth import Identities
 
 _COLORS = ("36", "32", "33", "35", "34", "31", "96", "92")
 
@@ -37,19 +38,26 @@ def say(text: str) -> None:
 
 
 @contextlib.contextmanager
-def embedded_servers(home: Path) -> Iterator[tuple[str, str]]:
-    """Yield (nats_url, database_url), starting local servers for the ones not given."""
+def embedded_servers(home: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
+    """Yield (nats_url, database_url, identity environment), starting local servers for the
+    ones not given. A local nats-server enforces one NATS identity per service (seeds kept in
+    ``<home>/identities``), passed to the services through the environment; with ``NATS_URL``
+    set, the services use whatever identities the environment already gives them."""
     with contextlib.ExitStack() as stack:
         nats_url = os.environ.get("NATS_URL")
+        identity_env: dict[str, str] = {}
         if not nats_url:
+            identities = Identities.load_or_create(topology.identities_dir())
             nats = NatsServer(
                 port=topology.LOCAL_NATS_PORT,
                 monitor_port=topology.LOCAL_NATS_MONITOR_PORT,
                 store_dir=home / "nats",
                 log_file=home / "nats.log",
+                config=identities.authorization_config(),
             )
             stack.enter_context(nats)
             nats_url = nats.url
+            identity_env = identities.environment()
             say(f"nats-server ready at {nats_url} (data in {home / 'nats'})")
         db_url = os.environ.get("DATABASE_URL")
         if not db_url:
@@ -58,7 +66,7 @@ def embedded_servers(home: Path) -> Iterator[tuple[str, str]]:
             pg.create_database(topology.LOCAL_DB)
             db_url = pg.dsn(topology.LOCAL_DB)
             say(f"postgresql ready at {db_url} (data in {home / 'pg'})")
-        yield nats_url, db_url
+        yield nats_url, db_url, identity_env
 
 
 class Supervisor:
@@ -146,12 +154,14 @@ def _print_demo(seeded: list[str]) -> None:
     say(f"try it       curl -H 'Authorization: Bearer {demo.API_KEY}' {api}/v1/channels")
 
 
-async def _up(home: Path, nats_url: str, db_url: str, ready_timeout: float) -> int:
+async def _up(
+    home: Path, nats_url: str, db_url: str, identity_env: dict[str, str], ready_timeout: float
+) -> int:
     started = time.monotonic()
     applied = await migrate_all(db_url)
     say("migrations applied: " + ", ".join(f"{k}={len(v)}" for k, v in applied.items()))
     seeded = await asyncio.to_thread(demo.seed, db_url)
-    env = {**os.environ, "NATS_URL": nats_url, "DATABASE_URL": db_url}
+    env = {**os.environ, **identity_env, "NATS_URL": nats_url, "DATABASE_URL": db_url}
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -182,7 +192,7 @@ async def _up(home: Path, nats_url: str, db_url: str, ready_timeout: float) -> i
 def up(ready_timeout: float = 60.0) -> int:
     home = topology.state_dir()
     home.mkdir(parents=True, exist_ok=True)
-    with embedded_servers(home) as (nats_url, db_url):
-        code = asyncio.run(_up(home, nats_url, db_url, ready_timeout))
+    with embedded_servers(home) as (nats_url, db_url, identity_env):
+        code = asyncio.run(_up(home, nats_url, db_url, identity_env, ready_timeout))
     say("stopped")
     return code

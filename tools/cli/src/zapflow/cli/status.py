@@ -7,9 +7,9 @@ import contextlib
 from dataclasses import dataclass
 
 import httpx
-import nats
 from nats.js.errors import NotFoundError
 
+from zapflow.cli import topology
 from zapflow.cli.topology import SERVICES
 
 
@@ -57,7 +57,7 @@ async def service_health() -> list[ServiceHealth]:
 
 
 async def jetstream_state(nats_url: str) -> tuple[list[StreamRow], list[ConsumerRow]]:
-    nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=1)
+    nc = await topology.connect_nats(nats_url)
     try:
         js = nc.jetstream()
         streams: list[StreamRow] = []

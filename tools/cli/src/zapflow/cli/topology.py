@@ -6,6 +6,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from nats.aio.client import Client
+
+from zapflow.contracts.access import ADMIN
+from zapflow.runtime import natsauth
+from zapflow.runtime.broker import connect
 from zapflow.runtime.settings import LOCAL_DATABASE_URL, LOCAL_NATS_URL
 
 
@@ -59,3 +64,28 @@ def nats_url() -> str:
 
 def database_url() -> str:
     return os.environ.get("DATABASE_URL", LOCAL_DATABASE_URL)
+
+
+def identities_dir() -> Path:
+    """Where ``zapflow up`` keeps the NATS identities (NKey seeds) of the local system."""
+    return state_dir() / "identities"
+
+
+def admin_seed() -> str | None:
+    """The ``admin`` seed: ``NATS_NKEY_SEED`` / ``NATS_NKEY_SEED_FILE``, else the one
+    ``zapflow up`` generated, else None (anonymous, for a server without authorization)."""
+    if seed := natsauth.admin_seed():
+        return seed
+    local = identities_dir() / f"{ADMIN}.nk"
+    return local.read_text().strip() if local.exists() else None
+
+
+async def connect_nats(url: str | None = None) -> Client:
+    """Connect the CLI to NATS as ``admin``, failing fast when nothing answers."""
+    return await connect(
+        url or nats_url(),
+        "zapflow-cli",
+        identity=ADMIN,
+        seed=admin_seed(),
+        max_reconnect_attempts=1,
+    )

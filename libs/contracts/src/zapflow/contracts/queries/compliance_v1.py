@@ -1,16 +1,15 @@
 """Queries compliance answers: a send's decision, a tenant's rules (read and replace), a contact's
 consent.
 
-Core NATS request-reply; compliance replicas answer in queue group :data:`QUEUE_GROUP`. Every
-request carries ``tenant_id`` and nothing of another tenant is ever returned.
+Core NATS request-reply; compliance replicas answer in one queue group and only the gateway asks
+(for the tenant it authenticated). Every request carries ``tenant_id`` and nothing of another
+tenant is ever returned.
 
 The subjects live under ``zf.query.compliance.`` rather than ``zf.compliance.``: the
 ``ZF_COMPLIANCE`` command stream captures ``zf.compliance.>``, so a request sent there would be
 stored as a command and answered with a JetStream publish acknowledgement instead of the reply.
 
-Every reply is either the reply model of the subject or a :class:`QueryError` (the request did
-not validate, or compliance failed to answer: ``error == INTERNAL_ERROR``). Tell them apart by
-the ``error`` key, which no reply model has.
+Failures use the common reply envelope of ``zapflow.contracts.queries``.
 
 :class:`TenantRules` is the tenant's compliance configuration as compliance stores and applies it;
 it is strict (unknown fields are errors), so a misspelt rule is refused rather than ignored.
@@ -21,7 +20,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, time
 from enum import StrEnum
-from typing import Final, Literal, Self
+from typing import Final, Literal, Self, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -31,22 +30,8 @@ from zapflow.contracts.common import Actor, SendOrigin
 from zapflow.contracts.compliance.v1 import ConsentState
 from zapflow.contracts.consent.v1 import ConsentSource
 from zapflow.contracts.envelope import Contract
+from zapflow.contracts.queries import QuerySpec
 from zapflow.contracts.types import ChannelId, TenantId
-
-QUEUE_GROUP: Final = "compliance"
-"""Queue group of the compliance responders: each request is answered by one replica."""
-
-DECISION: Final = "zf.query.compliance.decision.v1"
-"""The decision on one message: ``DecisionQuery`` → ``DecisionReply``."""
-RULES: Final = "zf.query.compliance.rules.v1"
-"""A tenant's rules: ``RulesQuery`` → ``RulesReply``."""
-PUT_RULES: Final = "zf.query.compliance.put_rules.v1"
-"""Replace a tenant's rules (omitted fields take defaults): ``PutRules`` → ``RulesReply``."""
-CONSENT: Final = "zf.query.compliance.consent.v1"
-"""A contact's consent in force on a channel: ``ConsentQuery`` → ``ConsentReply``."""
-INTERNAL_ERROR: Final = "internal error"
-"""``QueryError.error`` when compliance failed to answer (worth a retry); any other is the
-request's fault."""
 
 DEFAULT_OPT_OUT_KEYWORDS: Final = (
     "STOP",
@@ -221,7 +206,33 @@ class ConsentReply(Contract):
     source: ConsentSource | None = None
 
 
-class QueryError(Contract):
-    """The answer when a request could not be answered; ``error`` never holds input values."""
+_Req = TypeVar("_Req", bound=Contract)
+_Rep = TypeVar("_Rep", bound=Contract)
 
-    error: str
+
+def _query(
+    name: str, request: type[_Req], reply: type[_Rep], description: str
+) -> QuerySpec[_Req, _Rep]:
+    return QuerySpec(
+        subject=f"zf.query.compliance.{name}.v1",
+        request=request,
+        reply=reply,
+        server="compliance",
+        callers=frozenset({"gateway"}),
+        description=description,
+    )
+
+
+DECISION: Final = _query(
+    "decision", DecisionQuery, DecisionReply, "The decision on one message, and why."
+)
+RULES: Final = _query("rules", RulesQuery, RulesReply, "A tenant's rules.")
+PUT_RULES: Final = _query(
+    "put_rules", PutRules, RulesReply, "Replace a tenant's rules (omitted fields: defaults)."
+)
+CONSENT: Final = _query(
+    "consent", ConsentQuery, ConsentReply, "A contact's consent in force on a channel."
+)
+
+QUERIES: Final = (DECISION, RULES, PUT_RULES, CONSENT)
+"""Every query compliance answers."""

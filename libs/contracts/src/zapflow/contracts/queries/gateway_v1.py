@@ -1,7 +1,8 @@
 """Queries the gateway answers: a channel's provider credentials, for services that call the
 provider on the channel's behalf (ingest downloading media, the sender sending).
 
-Credentials travel only inside the cluster, over this subject, never in events or logs.
+Credentials travel only inside the cluster, over this subject, never in events or logs; only the
+services that call providers may ask (the NATS server refuses anyone else's request).
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ from typing import Final
 from pydantic import Field
 
 from zapflow.contracts.envelope import Contract
+from zapflow.contracts.queries import QuerySpec
 from zapflow.contracts.types import ChannelId, ProviderName, TenantId
-
-CHANNEL_CREDENTIALS: Final = "zf.gateway.channel_credentials.v1"
-"""Request subject; the gateway answers in queue group ``gateway``."""
 
 
 class ChannelCredentialsRequest(Contract):
@@ -34,3 +33,16 @@ class ChannelCredentialsReply(Contract):
         description="Provider secrets by name (access_token, api_key, token, client_token...).",
     )
     enabled: bool = True
+
+
+CHANNEL_CREDENTIALS: Final = QuerySpec(
+    subject="zf.gateway.channel_credentials.v1",
+    request=ChannelCredentialsRequest,
+    reply=ChannelCredentialsReply,
+    server="gateway",
+    callers=frozenset({"ingest", "sender"}),
+    description="A channel's provider credentials, decrypted (media downloads, sends).",
+)
+
+QUERIES: Final = (CHANNEL_CREDENTIALS,)
+"""Every query the gateway answers."""

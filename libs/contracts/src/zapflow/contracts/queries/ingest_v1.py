@@ -9,13 +9,13 @@ Subjects live under ``zf.query.ingest.`` rather than ``zf.ingest.``: the ``ZF_IN
 stream captures ``zf.ingest.>``, so a request there would be stored as a command and answered
 with a JetStream ack instead of the reply.
 
-A reply whose ``error`` is set failed as a whole (``bad_request``: the request did not validate;
-``internal``: ingest could not answer). Not found is not an error: the object field is None.
+Failures use the common reply envelope of ``zapflow.contracts.queries``. Not found is not an
+error: the object field is None. Only the gateway asks (for the caller it authenticated).
 """
 
 from __future__ import annotations
 
-from typing import Final, Literal, Self
+from typing import Final, Literal, Self, TypeVar
 from uuid import UUID
 
 from pydantic import AwareDatetime, Field, model_validator
@@ -34,17 +34,8 @@ from zapflow.contracts.model import (
     Reaction,
     SharedContact,
 )
+from zapflow.contracts.queries import QuerySpec
 from zapflow.contracts.types import ChannelId, PhoneE164, TenantId, UserId
-
-QUEUE_GROUP: Final = "ingest"
-"""Queue group of the ingest responders: each request is answered by one replica."""
-
-LIST_CONVERSATIONS: Final = "zf.query.ingest.list_conversations.v1"
-GET_CONVERSATION: Final = "zf.query.ingest.get_conversation.v1"
-LIST_MESSAGES: Final = "zf.query.ingest.list_messages.v1"
-GET_CONTACT: Final = "zf.query.ingest.get_contact.v1"
-SEARCH_MESSAGES: Final = "zf.query.ingest.search_messages.v1"
-GET_MEDIA: Final = "zf.query.ingest.get_media.v1"
 
 DEFAULT_PAGE: Final = 50
 MAX_PAGE: Final = 200
@@ -137,14 +128,8 @@ class MediaInfo(Contract):
     stored_at: AwareDatetime
 
 
-# -- envelope of every reply ------------------------------------------------------------------
-class QueryError(Contract):
-    code: Literal["bad_request", "internal"]
-    message: str
-
-
 class Reply(Contract):
-    error: QueryError | None = None
+    """Base of ingest's replies (failures travel in the common envelope, see ``queries``)."""
 
 
 class _Paged(Contract):
@@ -238,3 +223,49 @@ class MediaChunk(Reply):
     offset: int = 0
     data_b64: str = ""
     eof: bool = True
+
+
+_Req = TypeVar("_Req", bound=Contract)
+_Rep = TypeVar("_Rep", bound=Reply)
+
+
+def _query(
+    name: str, request: type[_Req], reply: type[_Rep], description: str
+) -> QuerySpec[_Req, _Rep]:
+    return QuerySpec(
+        subject=f"zf.query.ingest.{name}.v1",
+        request=request,
+        reply=reply,
+        server="ingest",
+        callers=frozenset({"gateway"}),
+        description=description,
+    )
+
+
+LIST_CONVERSATIONS: Final = _query(
+    "list_conversations",
+    ListConversationsRequest,
+    ConversationsPage,
+    "Conversations by last activity.",
+)
+GET_CONVERSATION: Final = _query(
+    "get_conversation", GetConversationRequest, ConversationReply, "One conversation."
+)
+LIST_MESSAGES: Final = _query(
+    "list_messages", ListMessagesRequest, MessagesPage, "A conversation's timeline."
+)
+GET_CONTACT: Final = _query("get_contact", GetContactRequest, ContactReply, "One contact.")
+SEARCH_MESSAGES: Final = _query(
+    "search_messages", SearchMessagesRequest, MessagesPage, "Full-text message search."
+)
+GET_MEDIA: Final = _query("get_media", GetMediaRequest, MediaChunk, "A chunk of stored media.")
+
+QUERIES: Final = (
+    LIST_CONVERSATIONS,
+    GET_CONVERSATION,
+    LIST_MESSAGES,
+    GET_CONTACT,
+    SEARCH_MESSAGES,
+    GET_MEDIA,
+)
+"""Every query ingest answers."""

@@ -1,8 +1,13 @@
-"""Provider credentials asked from the gateway (``CHANNEL_CREDENTIALS`` request-reply), cached.
+"""A channel's provider credentials, asked from the gateway and cached: the one client every
+service that calls a provider on a channel's behalf uses (the sender to send, ingest to download
+media).
 
-Answers are kept ``ttl_s`` seconds per channel; concurrent lookups of one channel share one
-request. No answer (no responders, timeout) is a ``TransientError``: the send waits and retries.
-Secrets stay in memory only and are never logged.
+``CHANNEL_CREDENTIALS`` is a request-reply query (``zapflow.runtime.rpc``) only those services may
+ask. Answers are kept ``ttl_s`` seconds per channel; concurrent lookups of one channel share one
+request; :meth:`ChannelCredentials.invalidate` forgets a channel (after the provider refused its
+credentials, or when its settings changed). No answer in time, or the gateway unable to answer, is
+:class:`~zapflow.runtime.rpc.QueryUnavailable` (a ``TransientError``): the caller retries later.
+Secrets stay in this process's memory only and are never logged.
 """
 
 from __future__ import annotations
@@ -10,34 +15,36 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Final
 
 from nats.aio.client import Client as NATS
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
-from pydantic import ValidationError
 
 from zapflow.contracts.queries.gateway_v1 import (
     CHANNEL_CREDENTIALS,
     ChannelCredentialsReply,
     ChannelCredentialsRequest,
 )
-from zapflow.sender.errors import CredentialsUnavailableError
+from zapflow.runtime import rpc
+
+DEFAULT_TTL_S: Final = 300.0
 
 Key = tuple[str, str]
 
 
-class GatewayCredentials:
-    """The ``CredentialSource`` port."""
+class ChannelCredentials:
+    """Cached, single-flight lookups of ``CHANNEL_CREDENTIALS``, asked as ``caller``."""
 
     def __init__(
         self,
         nc: NATS,
         *,
-        ttl_s: float = 300.0,
+        caller: str,
+        ttl_s: float = DEFAULT_TTL_S,
         timeout_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._nc = nc
+        self._caller = caller
         self._ttl = ttl_s
         self._timeout = timeout_s
         self._clock = clock
@@ -56,20 +63,22 @@ class GatewayCredentials:
             asking.add_done_callback(lambda done: self._answered(key, done))
         return await asyncio.shield(asking)
 
+    async def __call__(self, tenant_id: str, channel_id: str) -> ChannelCredentialsReply:
+        return await self.get(tenant_id, channel_id)
+
+    def invalidate(self, tenant_id: str, channel_id: str) -> None:
+        self._cache.pop((tenant_id, channel_id), None)
+
     def _answered(self, key: Key, done: asyncio.Future[ChannelCredentialsReply]) -> None:
         self._pending.pop(key, None)
         if not done.cancelled() and done.exception() is None:
             self._cache[key] = (self._clock() + self._ttl, done.result())
 
-    def invalidate(self, tenant_id: str, channel_id: str) -> None:
-        self._cache.pop((tenant_id, channel_id), None)
-
     async def _ask(self, tenant_id: str, channel_id: str) -> ChannelCredentialsReply:
         request = ChannelCredentialsRequest(tenant_id=tenant_id, channel_id=channel_id)
         try:
-            msg = await self._nc.request(
-                CHANNEL_CREDENTIALS, request.model_dump_json().encode(), timeout=self._timeout
+            return await rpc.ask(
+                self._nc, CHANNEL_CREDENTIALS, request, caller=self._caller, timeout_s=self._timeout
             )
-            return ChannelCredentialsReply.model_validate_json(msg.data)
-        except (NoRespondersError, NatsTimeoutError, TimeoutError, ValidationError) as exc:
-            raise CredentialsUnavailableError(channel_id) from exc
+        except rpc.QueryFailed as exc:  # a contract mismatch: nothing a retry fixes soon
+            raise rpc.QueryUnavailable(CHANNEL_CREDENTIALS, exc.code) from exc
