@@ -350,6 +350,7 @@ async def ingest(
         media_store=ingest_deps.media_store,
         credentials=ingest_deps.credentials,
         background=ingest_deps.background,
+        egress=ingest_deps.egress,
     )
     service = create_service(settings, deps)
     nc = await nats.connect(nats_url)

@@ -18,15 +18,27 @@ Two more unprefixed settings describe the deployment rather than one service:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from zapflow.runtime.egress import EgressPolicy
+from zapflow.runtime.egress import LOOPBACK_ALLOWANCE, EgressPolicy
 
 LOCAL_NATS_URL = "nats://127.0.0.1:14222"
 LOCAL_DATABASE_URL = "postgresql://zapflow@127.0.0.1:15432/zapflow"
+
+
+def local_deployment_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` as a local development deployment (``zapflow up``, the test harness, the
+    benchmarks): ``ZF_ENV=development`` and loopback appended to any ``ZF_EGRESS_ALLOW``, so
+    services reach the simulator and fake servers on 127.0.0.1/::1 with the guard on."""
+    env = dict(environ)
+    env["ZF_ENV"] = "development"
+    given = env.get("ZF_EGRESS_ALLOW", "").strip(" ,")
+    env["ZF_EGRESS_ALLOW"] = f"{given},{LOOPBACK_ALLOWANCE}" if given else LOOPBACK_ALLOWANCE
+    return env
 
 
 class BaseServiceSettings(BaseSettings):
