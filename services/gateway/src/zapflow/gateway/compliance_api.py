@@ -27,6 +27,7 @@ from zapflow.contracts.consent.v1 import ConsentSource
 from zapflow.contracts.envelope import Contract
 from zapflow.contracts.queries import compliance_v1 as cq
 from zapflow.contracts.types import ChannelId, PhoneE164
+from zapflow.gateway import scopes
 from zapflow.gateway.auth import Principal, requires
 from zapflow.gateway.command_log import CommandLog
 from zapflow.gateway.schemas import ErrorOut
@@ -34,12 +35,16 @@ from zapflow.providers.phones import normalize_phone
 
 QUERY_TIMEOUT_S: Final = 5.0
 """How long a route waits for compliance's answer before answering 503."""
-READ = requires("compliance:read")
-WRITE = requires("compliance:write")
+READ = requires(scopes.COMPLIANCE_READ)
+WRITE = requires(scopes.COMPLIANCE_WRITE)
+CONSENT = requires(scopes.CONSENT_WRITE)
+DECISION = requires(scopes.MESSAGES_READ)
+"""A send's decision is the message's fate, read with the messages it concerns."""
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Invalid request"},
     401: {"model": ErrorOut, "description": "Missing, invalid or revoked API key"},
+    403: {"model": ErrorOut, "description": "The API key lacks the route's scope"},
     404: {"model": ErrorOut, "description": "Not found for this tenant"},
 }
 _ASKS: dict[int | str, dict[str, Any]] = {
@@ -53,6 +58,8 @@ router = APIRouter(tags=["compliance"], responses=_ERRORS)
 
 Reader = Annotated[Principal, Depends(READ)]
 Writer = Annotated[Principal, Depends(WRITE)]
+ConsentWriter = Annotated[Principal, Depends(CONSENT)]
+MessageReader = Annotated[Principal, Depends(DECISION)]
 R = TypeVar("R", bound=BaseModel)
 
 
@@ -115,7 +122,7 @@ async def _require_channel(request: Request, tenant_id: str, channel_id: str) ->
     summary="Compliance's decision on a message: approved, vetoed or deferred, and why",
     responses=_ASKS,
 )
-async def get_decision(request: Request, message_id: UUID, who: Reader) -> cq.DecisionReply:
+async def get_decision(request: Request, message_id: UUID, who: MessageReader) -> cq.DecisionReply:
     query = cq.DecisionQuery(tenant_id=who.tenant_id, message_id=message_id)
     reply = await _ask(request, cq.DECISION, query, cq.DecisionReply)
     if not reply.found:
@@ -194,7 +201,7 @@ async def _change_consent(
     summary="Record that a contact opted out (sends to it are vetoed)",
     responses=_WRITES,
 )
-async def opt_out(request: Request, body: ConsentChangeIn, who: Writer) -> ConsentAccepted:
+async def opt_out(request: Request, body: ConsentChangeIn, who: ConsentWriter) -> ConsentAccepted:
     return await _change_consent(request, who, body, ConsentState.OPTED_OUT)
 
 
@@ -204,5 +211,5 @@ async def opt_out(request: Request, body: ConsentChangeIn, who: Writer) -> Conse
     summary="Record that a contact opted in (again)",
     responses=_WRITES,
 )
-async def opt_in(request: Request, body: ConsentChangeIn, who: Writer) -> ConsentAccepted:
+async def opt_in(request: Request, body: ConsentChangeIn, who: ConsentWriter) -> ConsentAccepted:
     return await _change_consent(request, who, body, ConsentState.OPTED_IN)
