@@ -13,6 +13,7 @@ import asyncio
 import fnmatch
 import importlib
 import inspect
+import os
 import sys
 import tempfile
 import time
@@ -28,6 +29,7 @@ from bench.context import Context
 from bench.infra import shared_infra
 from bench.load import LoadSettings, resolve_tool
 from bench.report import Failure, Figure, format_table, median_figures, write_json
+from zapflow.runtime.settings import local_deployment_env
 
 BENCH_DIR = Path(__file__).resolve().parent
 RunFn = Callable[[Context], "list[Figure] | Awaitable[list[Figure]]"]
@@ -97,6 +99,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # a local development deployment, like `zapflow up`: the fake providers are on loopback
+    os.environ.update(local_deployment_env(os.environ))
     benchmarks = discover(args.only)
     if args.list or not benchmarks:
         print("\n".join(b.name for b in benchmarks) or "no benchmark matches")

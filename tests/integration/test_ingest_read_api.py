@@ -33,6 +33,7 @@ from zapflow.contracts.subjects import INBOUND_WEBHOOK_RECEIVED_V1, subject_for
 from zapflow.embedded import free_port
 from zapflow.gateway.api import build_app
 from zapflow.gateway.auth import Principal, current_tenant
+from zapflow.gateway.scopes import MESSAGES_READ
 from zapflow.ingest.app import Deps, create_service
 from zapflow.ingest.settings import Settings
 from zapflow.testing import connect as connect_nats
@@ -72,7 +73,8 @@ class Stack:
 
     def client(self, tenant: str, nc: Any = None) -> httpx.AsyncClient:
         app = build_app(SimpleNamespace(nc=nc or self.nc), None, None)  # type: ignore[arg-type]
-        app.dependency_overrides[current_tenant] = lambda: Principal(tenant, "key-1", frozenset())
+        reader = Principal(tenant, "key-1", frozenset({MESSAGES_READ}))
+        app.dependency_overrides[current_tenant] = lambda: reader
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
 
 
@@ -228,6 +230,8 @@ async def test_media_is_streamed_with_its_type_and_digest(stack: Stack) -> None:
         assert media.content == PNG
         assert media.headers["content-type"] == "image/png"
         assert media.headers["content-length"] == str(len(PNG))
+        assert media.headers["content-disposition"].startswith("attachment;")
+        assert media.headers["x-content-type-options"] == "nosniff"
         assert media.headers["etag"].strip('"') == hashlib.sha256(PNG).hexdigest()
 
 

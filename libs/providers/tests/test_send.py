@@ -30,6 +30,7 @@ from zapflow.providers.errors import (
     UnsupportedContentError,
 )
 from zapflow.providers.registry import get_adapter
+from zapflow.runtime.egress import EgressPolicy, guarded_client
 
 Raw = Callable[[str, str], bytes]
 Doc = Callable[[str, str], Any]
@@ -233,3 +234,24 @@ def test_content_validation() -> None:
         OutboundMedia(MessageKind.TEXT, link="x")
     with pytest.raises(ValueError, match="list messages"):
         InteractiveContent(kind="list", body="b")
+
+
+@pytest.mark.parametrize("address", ["10.0.0.5", "169.254.169.254", "127.0.0.1", "fd00::1"])
+async def test_a_base_url_the_egress_guard_refuses_is_a_permanent_config_error(
+    monkeypatch: pytest.MonkeyPatch, address: str
+) -> None:
+    """A tenant's base URL whose name resolves to a forbidden address fails the send at once
+    (not a transient 'unreachable'), before a byte is written."""
+    monkeypatch.setenv("ZF_ALLOW_PROVIDER_REQUESTS", "1")
+
+    async def resolver(host: str, port: int) -> list[str]:
+        return [address]
+
+    channel = ChannelConfig(
+        "evolution", "https://evo.tenant.example", {"api_key": "k", "instance": "i"}
+    )
+    async with guarded_client(EgressPolicy(resolver=resolver), timeout=2) as client:
+        with pytest.raises(RequestNotAllowedError) as refused:
+            await get_adapter("evolution").send(client, TEXT, channel)
+    assert refused.value.code == "egress_refused"
+    assert "k" not in str(refused.value).split()

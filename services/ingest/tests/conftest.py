@@ -352,6 +352,7 @@ async def ingest(
         media_store=ingest_deps.media_store,
         credentials=ingest_deps.credentials,
         background=ingest_deps.background,
+        egress=ingest_deps.egress,
     )
     service = create_service(settings, deps)
     nc = await connect_nats(nats_url)

@@ -35,3 +35,12 @@ def test_simulator_service_writes_its_config_and_points_webhooks_at_the_gateway(
     assert args[args.index("--config") + 1] == str(config)
     assert args[args.index("--gateway-url") + 1] == demo.gateway().base_url()
     assert args[args.index("--audit-log") + 1] == str(tmp_path / "simulator" / "audit.jsonl")
+
+
+def test_zapflow_up_runs_a_development_deployment_that_reaches_loopback() -> None:
+    env = demo.local_env({"ZF_ENV": "production", "PATH": "/bin"})
+    assert env["ZF_ENV"] == "development"
+    assert env["ZF_EGRESS_ALLOW"] == "127.0.0.0/8,::1/128"
+    assert env["PATH"] == "/bin"
+    lan = demo.local_env({"ZF_EGRESS_ALLOW": "10.20.0.0/16,"})
+    assert lan["ZF_EGRESS_ALLOW"] == "10.20.0.0/16,127.0.0.0/8,::1/128"

@@ -25,9 +25,9 @@ from zapflow.contracts.access import ALL_QUERIES
 from zapflow.contracts.envelope import Event
 from zapflow.contracts.queries import ERROR_HEADER, QueryFailure, QuerySpec
 from zapflow.contracts.sending.v1 import SendRequested
-from zapflow.gateway import compliance_api, send_api
 from zapflow.gateway.api import build_app
-from zapflow.gateway.auth import Principal
+from zapflow.gateway.auth import Principal, current_tenant
+from zapflow.gateway.authlimit import FailedAuthLimiter
 from zapflow.gateway.command_log import SendRecord
 
 PROVIDERS = ("meta", "evolution", "zapi", "wuzapi")
@@ -117,11 +117,11 @@ class RestApi(SimpleNamespace):
 async def rest_api() -> AsyncIterator[RestApi]:
     """The gateway app, authenticated as tenant ``acme`` (key ``key-1``), over the fakes."""
     log, nats = MemoryCommandLog(), FakeNats()
-    settings = SimpleNamespace(api_max_body_bytes=4096)
-    app = build_app(SimpleNamespace(nc=nats), SimpleNamespace(settings=settings, commands=log))
+    settings = SimpleNamespace(api_max_body_bytes=4096, development=False)
+    gateway = SimpleNamespace(settings=settings, commands=log, auth_limiter=FailedAuthLimiter())
+    app = build_app(SimpleNamespace(nc=nats), gateway)
     principal = Principal(TENANT, KEY_ID, frozenset({"admin"}))
-    for dependency in (send_api.SEND, compliance_api.READ, compliance_api.WRITE):
-        app.dependency_overrides[dependency] = lambda: principal
+    app.dependency_overrides[current_tenant] = lambda: principal  # scopes are still checked
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
         yield RestApi(app=app, client=client, log=log, nats=nats)

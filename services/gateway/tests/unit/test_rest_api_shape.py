@@ -62,7 +62,7 @@ async def test_the_openapi_document_lists_the_new_routes_with_their_answers(
     document = (await rest_api.client.get("/openapi.json")).json()
     paths = document["paths"]
     send = paths["/v1/messages"]["post"]
-    assert set(send["responses"]) == {"202", "400", "401", "404", "409", "413", "503"}
+    assert set(send["responses"]) == {"202", "400", "401", "403", "404", "409", "413", "503"}
     assert send["responses"]["409"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ErrorOut"
     }

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from zapflow.contracts import headers as h
 from zapflow.contracts.channels.v1 import PaceSettings
 from zapflow.contracts.registry import parse_event
-from zapflow.contracts.sending.v1 import SendFailed, SendSucceeded
+from zapflow.contracts.sending.v1 import FailureReason, SendFailed, SendSucceeded
 from zapflow.contracts.subjects import subject_for
 from zapflow.embedded import free_port
 from zapflow.runtime.broker import Publisher
@@ -177,3 +177,28 @@ async def test_a_redelivered_accepted_message_is_republished_not_resent(
         await conn.close()
     assert row is not None
     assert (row["state"], row["attempts"]) == ("accepted", 1)
+
+
+async def test_a_provider_the_egress_guard_refuses_fails_the_send_without_a_call(
+    own_nats: str, bus: Client, sender_db: str
+) -> None:
+    """The same simulator on loopback, but a sender without the loopback allowance (as in
+    production): the send fails at once as a channel configuration error, nothing reaches it."""
+    chans = make_channels(1)
+    async with simulated(chans) as sim:
+        await CredentialsResponder(bus, sim.url, chans).start()
+        await register_channels(bus.jetstream(), chans, sim.url, PACE)
+        seen = await outcomes(bus)
+        event = approved_text(chans[0], "+5511999990001", "oi")
+        await Publisher(bus.jetstream())(subject_for(event), event)
+        async with sender(own_nats, sender_db, egress_allow=""):
+            await seen.until(lambda: len(seen.failed) == 1)
+        assert await sim.records() == []
+    (failed,) = seen.failed.values()
+    assert (failed.reason, failed.permanent, failed.attempts) == (
+        FailureReason.CHANNEL_DISCONNECTED,
+        True,
+        1,
+    )
+    assert failed.error_code == "egress_refused"
+    assert not seen.sent

@@ -41,12 +41,15 @@ from zapflow.providers.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
     RateLimitedError,
+    RequestNotAllowedError,
     TemplateError,
     UnsupportedContentError,
 )
+from zapflow.runtime.egress import LOOPBACK_ALLOWANCE, EgressPolicy, EgressRefused
 from zapflow.sender.adapters.channels import ChannelReplay
 from zapflow.sender.adapters.http import BEFORE_WRITE, LeanClient, LeanTransport
 from zapflow.sender.adapters.provider import (
+    ProviderCalls,
     channel_config,
     error_kind,
     failure_reason,
@@ -215,6 +218,9 @@ def test_errors_map_to_retry_kinds_and_reasons(
 
 # -- the HTTP transport ----------------------------------------------------------------------
 
+LOCAL = EgressPolicy.parse(LOOPBACK_ALLOWANCE)
+"""The allowance local runs and tests configure: the fake provider servers on loopback."""
+
 
 @asynccontextmanager
 async def http_server(
@@ -266,7 +272,7 @@ async def test_keep_alive_requests_reuse_one_connection_and_send_the_body() -> N
 
     async with (
         http_server(respond, connections) as url,
-        httpx.AsyncClient(transport=LeanTransport()) as client,
+        httpx.AsyncClient(transport=LeanTransport(egress=LOCAL)) as client,
     ):
         for i in range(3):
             answer = await client.post(f"{url}/v21.0/1/messages", json={"i": i})
@@ -284,7 +290,10 @@ async def test_chunked_and_connection_close_answers() -> None:
             b'5\r\n{"a":\r\n3\r\n 1}\r\n0\r\n\r\n'
         )
 
-    async with http_server(respond) as url, httpx.AsyncClient(transport=LeanTransport()) as client:
+    async with (
+        http_server(respond) as url,
+        httpx.AsyncClient(transport=LeanTransport(egress=LOCAL)) as client,
+    ):
         first = await client.post(url + "/x", json={})
         second = await client.post(url + "/x", json={})  # a new connection after the close
     assert first.status_code == second.status_code == 400
@@ -293,11 +302,11 @@ async def test_chunked_and_connection_close_answers() -> None:
 
 async def test_timeouts_and_refused_connections_are_httpx_errors() -> None:
     async with http_server(lambda _: None) as url:
-        transport = LeanTransport()
+        transport = LeanTransport(egress=LOCAL)
         async with httpx.AsyncClient(transport=transport) as client:
             with pytest.raises(httpx.ReadError):
                 await client.post(url + "/x", json={})
-    async with httpx.AsyncClient(transport=LeanTransport(), timeout=0.2) as client:
+    async with httpx.AsyncClient(transport=LeanTransport(egress=LOCAL), timeout=0.2) as client:
         with pytest.raises(httpx.ConnectError):
             await client.post(url + "/x", json={})
 
@@ -312,7 +321,10 @@ async def test_timeouts_and_refused_connections_are_httpx_errors() -> None:
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    async with server, httpx.AsyncClient(transport=LeanTransport(), timeout=0.2) as client:
+    async with (
+        server,
+        httpx.AsyncClient(transport=LeanTransport(egress=LOCAL), timeout=0.2) as client,
+    ):
         with pytest.raises(httpx.ReadTimeout):
             await client.post(f"http://127.0.0.1:{port}/x", json={})
         done.set()
@@ -329,7 +341,10 @@ async def test_the_gate_runs_right_before_the_request_is_written() -> None:
     async def gate() -> None:
         events.append("gate")
 
-    async with http_server(respond) as url, httpx.AsyncClient(transport=LeanTransport()) as client:
+    async with (
+        http_server(respond) as url,
+        httpx.AsyncClient(transport=LeanTransport(egress=LOCAL)) as client,
+    ):
         token = BEFORE_WRITE.set(gate)
         try:
             await client.post(url + "/x", json={})
@@ -352,7 +367,7 @@ async def test_lean_client_writes_what_httpx_would_and_reads_the_answer() -> Non
         events.append("gate")
 
     timeout = httpx.Timeout(5.0)
-    async with http_server(respond) as url, LeanClient(timeout=timeout) as client:
+    async with http_server(respond) as url, LeanClient(timeout=timeout, egress=LOCAL) as client:
         token = BEFORE_WRITE.set(gate)
         try:
             answer = await client.request(
@@ -363,7 +378,9 @@ async def test_lean_client_writes_what_httpx_would_and_reads_the_answer() -> Non
             )
         finally:
             BEFORE_WRITE.reset(token)
-        async with httpx.AsyncClient(transport=LeanTransport(), timeout=timeout) as plain:
+        async with httpx.AsyncClient(
+            transport=LeanTransport(egress=LOCAL), timeout=timeout
+        ) as plain:
             await plain.request(
                 "POST",
                 f"{url}/v21.0/1/messages?x=1",
@@ -392,7 +409,10 @@ async def test_lean_client_falls_back_to_httpx_for_anything_else() -> None:
         seen.append(data)
         return ok(b"{}")
 
-    async with http_server(respond) as url, LeanClient(timeout=httpx.Timeout(5.0)) as client:
+    async with (
+        http_server(respond) as url,
+        LeanClient(timeout=httpx.Timeout(5.0), egress=LOCAL) as client,
+    ):
         await client.request("POST", url + "/x", content=b"raw", headers={"A": "1"})
         await client.request("GET", httpx.URL(url + "/y"))
         with pytest.raises(httpx.LocalProtocolError):  # no header injection
@@ -404,9 +424,79 @@ async def test_lean_client_falls_back_to_httpx_for_anything_else() -> None:
 
 async def test_lean_client_errors_are_what_adapters_translate() -> None:
     port = free_port()
-    async with LeanClient(timeout=httpx.Timeout(0.5)) as client:
+    async with LeanClient(timeout=httpx.Timeout(0.5), egress=LOCAL) as client:
         with pytest.raises(httpx.ConnectError):
             await client.request("POST", f"http://127.0.0.1:{port}/x", json={})
+
+
+async def test_connections_go_through_the_egress_guard() -> None:
+    """Without the loopback allowance the fake provider is unreachable, and a public-looking
+    name that resolves to a private address is refused before a connection is made."""
+    connections: list[int] = []
+    async with http_server(lambda _: ok(b"{}"), connections) as url:
+        async with LeanClient(timeout=httpx.Timeout(2.0), egress=EgressPolicy()) as client:
+            with pytest.raises(EgressRefused, match="loopback"):
+                await client.request("POST", url + "/x", json={})
+
+        async def rebinding(host: str, port: int) -> list[str]:
+            return ["10.1.2.3"]
+
+        private = EgressPolicy(resolver=rebinding)
+        async with LeanClient(timeout=httpx.Timeout(2.0), egress=private) as client:
+            with pytest.raises(EgressRefused, match="private"):
+                await client.request("POST", "http://graph.example.com/x", json={})
+        async with LeanClient(timeout=httpx.Timeout(2.0), egress=LOCAL) as client:
+            assert (await client.request("POST", url + "/x", json={})).status_code == 200
+    assert connections == [1]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + (b"900\r\n" + b"x" * 0x900 + b"\r\n") * 2
+        + b"0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * 5000,
+    ],
+)
+async def test_answers_larger_than_the_bound_are_refused(answer: bytes) -> None:
+    async with (
+        http_server(lambda _: answer) as url,
+        httpx.AsyncClient(
+            transport=LeanTransport(egress=LOCAL, max_response_bytes=4096), timeout=2
+        ) as client,
+    ):
+        with pytest.raises(httpx.RemoteProtocolError, match="larger than 4096"):
+            await client.post(url + "/x", json={})
+
+
+@pytest.mark.parametrize(
+    "base_url", ["http://169.254.169.254/latest", "http://10.0.0.8:8080", "http://[::1]:9"]
+)
+async def test_a_channel_whose_base_url_is_a_forbidden_address_fails_at_once(
+    monkeypatch: pytest.MonkeyPatch, base_url: str
+) -> None:
+    """The sender's provider port on a tenant base URL into the sender's own network: a
+    permanent channel-config failure (no retries, no bytes sent), with vendor calls allowed."""
+    monkeypatch.setenv("ZF_ALLOW_PROVIDER_REQUESTS", "1")
+    calls = ProviderCalls(timeout_s=2, max_connections=2, egress=EgressPolicy())
+    try:
+        with pytest.raises(RequestNotAllowedError) as refused:
+            await calls.send(
+                settings().model_copy(update={"base_url": base_url}),
+                ChannelCredentialsReply(found=True, credentials={"access_token": "t"}),
+                request(TextContent(body="oi")),
+                before_write=_no_gate,
+            )
+    finally:
+        await calls.aclose()
+    assert refused.value.code == "egress_refused"
+    assert error_kind(refused.value) is ErrorKind.PERMANENT
+
+
+async def _no_gate() -> None:
+    return None
 
 
 # -- credentials -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import uvloop
+from pydantic import ValidationError
 
 from zapflow.runtime import db, logging, telemetry
 from zapflow.runtime.service import Service
@@ -30,7 +31,11 @@ def run_service_main(
     parser = argparse.ArgumentParser(prog=f"zapflow-{name}", description=f"Zapflow {name} service")
     parser.add_argument("command", nargs="?", choices=["run", "migrate"], default="run")
     args = parser.parse_args(argv if argv is not None else sys.argv[1:])
-    settings = settings_cls()
+    try:
+        settings = settings_cls()
+    except ValidationError as exc:  # a clear refusal, not a traceback
+        sys.stderr.write(f"zapflow-{name}: invalid settings: {exc}\n")
+        raise SystemExit(2) from None
     logging.configure(name, settings.log_level, settings.log_format)
     service = create_service(settings)
     if args.command == "migrate":

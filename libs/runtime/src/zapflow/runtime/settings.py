@@ -4,17 +4,42 @@ Each service subclasses :class:`BaseServiceSettings` with ``env_prefix="ZF_<SERV
 connection strings are read from the unprefixed ``NATS_URL`` and ``DATABASE_URL`` so one pair of
 variables points the whole system somewhere else. Local defaults point at loopback, at the ports
 ``zapflow up`` uses for its embedded servers.
+
+Two more unprefixed settings describe the deployment rather than one service:
+
+* ``ZF_ENV`` — ``production`` (the default) or ``development``. Development-only conveniences
+  (the gateway's public demo API key and development secrets key) are refused in production.
+* ``ZF_EGRESS_ALLOW`` — the egress guard's allowance (:mod:`zapflow.runtime.egress`):
+  comma-separated CIDRs, addresses or host names that outbound calls to tenant- or
+  payload-chosen URLs may reach although their address class is refused (loopback, private…).
+  Empty by default; ``zapflow up`` and the test harness set loopback
+  (:data:`~zapflow.runtime.egress.LOOPBACK_ALLOWANCE`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from zapflow.runtime.egress import LOOPBACK_ALLOWANCE, EgressPolicy
 
 LOCAL_NATS_URL = "nats://127.0.0.1:14222"
 LOCAL_DATABASE_URL = "postgresql://zapflow@127.0.0.1:15432/zapflow"
+
+
+def local_deployment_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` as a local development deployment (``zapflow up``, the test harness, the
+    benchmarks): ``ZF_ENV=development`` and loopback appended to any ``ZF_EGRESS_ALLOW``, so
+    services reach the simulator and fake servers on 127.0.0.1/::1 with the guard on."""
+    env = dict(environ)
+    env["ZF_ENV"] = "development"
+    given = env.get("ZF_EGRESS_ALLOW", "").strip(" ,")
+    env["ZF_EGRESS_ALLOW"] = f"{given},{LOOPBACK_ALLOWANCE}" if given else LOOPBACK_ALLOWANCE
+    return env
 
 
 class BaseServiceSettings(BaseSettings):
@@ -54,6 +79,31 @@ class BaseServiceSettings(BaseSettings):
         description="Replicas of the streams this service declares (3 in a cluster).",
     )
     shutdown_grace_s: float = 10.0
+    environment: Literal["development", "production"] = Field(
+        default="production",
+        validation_alias="ZF_ENV",
+        description="development enables the public development keys; anything else refuses them.",
+    )
+    egress_allow: str = Field(
+        default="",
+        validation_alias="ZF_EGRESS_ALLOW",
+        description="CIDRs, addresses or host names outbound calls to tenant-chosen URLs may "
+        "reach although the egress guard refuses their class; empty in production.",
+    )
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _valid_allowance(cls, value: str) -> str:
+        EgressPolicy.parse(value)  # raises ValueError for an entry it refuses
+        return value
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
+
+    def egress_policy(self) -> EgressPolicy:
+        """The egress guard's policy with this deployment's allowance."""
+        return EgressPolicy.parse(self.egress_allow)
 
     def nats_seed(self) -> str | None:
         """The NKey seed, from the setting or its file (the setting wins)."""

@@ -17,6 +17,12 @@ fixture              scope     value
 
 Isolation comes from unique names (``zapflow.testing.unique``), not from cleanup. NATS identities:
 see ``zapflow.testing.identities``.
+
+The session runs as a local development deployment, the way ``zapflow up`` does
+(``zapflow.runtime.settings.local_deployment_env``): ``ZF_ENV=development`` (the gateway accepts
+its public development keys) and loopback in ``ZF_EGRESS_ALLOW`` (services reach the simulator
+and fake servers on 127.0.0.1/::1 through the egress guard, which stays on). Tests of
+production behaviour pass ``environment="production"`` or an ``EgressPolicy`` of their own.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import pytest_asyncio
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from zapflow.runtime.settings import local_deployment_env
 from zapflow.testing import identities
 from zapflow.testing.scratch import make_scratch_dir
 from zapflow.testing.servers import SessionServers
@@ -39,6 +46,8 @@ from zapflow.testing.types import DatabaseFactory
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: talks to a real nats-server and PostgreSQL")
+    # services started in-process or as child processes read these like any other setting
+    os.environ.update(local_deployment_env(os.environ))
     if not os.environ.get("NATS_URL"):
         identities.export(os.environ)  # servers started here enforce them
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from zapflow.gateway import channels
+from zapflow.gateway import channels, scopes
 from zapflow.gateway.auth import Principal, requires
 from zapflow.gateway.crypto import SecretBox
 from zapflow.gateway.domain import Channel
@@ -25,12 +25,13 @@ from zapflow.gateway.schemas import (
 )
 from zapflow.gateway.settings import Settings
 
-READ = "channels:read"
-WRITE = "channels:write"
+READ = scopes.CHANNELS_READ
+WRITE = scopes.CHANNELS_WRITE
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Invalid request"},
     401: {"model": ErrorOut, "description": "Missing, invalid or revoked API key"},
+    403: {"model": ErrorOut, "description": "The API key lacks the route's scope"},
     404: {"model": ErrorOut, "description": "No such channel for this tenant"},
 }
 

@@ -3,7 +3,8 @@
 ::
 
     zapflow-gateway-admin create-tenant acme --name "Acme Ltd"
-    zapflow-gateway-admin create-api-key acme [--name ci]      # prints the key, once
+    zapflow-gateway-admin create-api-key acme [--name ci] [--scope messages:send ...]
+                                                               # prints the key, once
     zapflow-gateway-admin revoke-api-key acme zf_1a2b3c4d
     zapflow-gateway-admin seed-demo [--base-url URL]           # idempotent
 
@@ -12,9 +13,13 @@ first (a no-op when they are applied), and talks to PostgreSQL only: channel eve
 to the outbox and published by the running gateway. Exit status 1 with a message on stderr when
 a command is refused (unknown tenant, invalid id...).
 
+``create-api-key`` grants the ``--scope`` options given (repeat it; see
+:mod:`zapflow.gateway.scopes`), or ``admin`` without any.
+
 ``seed-demo`` creates tenant ``demo``, the fixed development API key ``zf_demo_local_key`` (only
-ever for the demo tenant: never seed a production database) and channel ``demo-meta`` (Meta, app
-secret ``demo-app-secret``, verify token ``demo-verify``, 80 messages/s).
+ever for the demo tenant) and channel ``demo-meta`` (Meta, app secret ``demo-app-secret``, verify
+token ``demo-verify``, 80 messages/s). It refuses to run unless ``ZF_ENV=development``, and the
+gateway refuses the demo key outside development even if it is in the database.
 """
 
 from __future__ import annotations
@@ -27,18 +32,19 @@ from importlib.resources import files
 from typing import Final
 
 import asyncpg
+from pydantic import ValidationError
 
-from zapflow.gateway import channels, store, tenants
+from zapflow.gateway import channels, scopes, store, tenants
 from zapflow.gateway.crypto import SecretBox
 from zapflow.gateway.domain import webhook_url
-from zapflow.gateway.errors import GatewayError, NotFoundError
+from zapflow.gateway.errors import GatewayError, InvalidRequestError, NotFoundError
 from zapflow.gateway.schemas import ChannelCreate, PaceIn
 from zapflow.gateway.settings import Settings
 from zapflow.gateway.store import SCHEMA
 from zapflow.runtime import db
 
 DEMO_TENANT: Final = "demo"
-DEMO_API_KEY: Final = "zf_demo_local_key"
+DEMO_API_KEY: Final = tenants.DEMO_API_KEY
 DEMO_CHANNEL: Final = "demo-meta"
 DEMO_APP_SECRET: Final = "demo-app-secret"
 DEMO_VERIFY_TOKEN: Final = "demo-verify"
@@ -72,6 +78,10 @@ async def seed_demo(
     settings: Settings,
     base_url: str | None,
 ) -> None:
+    if not settings.development:
+        raise InvalidRequestError(
+            "seed-demo creates a public development key: only with ZF_ENV=development"
+        )
     created = await tenants.create_tenant(conn, DEMO_TENANT, "Demo")
     _say(f"tenant {DEMO_TENANT}: {'created' if created else 'exists'}")
     key = await tenants.issue_api_key(conn, DEMO_TENANT, "demo local key", key=DEMO_API_KEY)
@@ -98,9 +108,11 @@ async def _run(args: argparse.Namespace, settings: Settings) -> None:
             created = await tenants.create_tenant(conn, args.tenant, args.name)
             _say(f"tenant {args.tenant}: {'created' if created else 'exists'}")
         elif args.command == "create-api-key":
-            key = await tenants.issue_api_key(conn, args.tenant, args.name)
+            chosen = args.scope or [scopes.ADMIN]
+            key = await tenants.issue_api_key(conn, args.tenant, args.name, scopes=chosen)
             _say(key.key)
-            sys.stderr.write(f"api key {key.prefix} for {args.tenant}: store it now\n")
+            granted = ", ".join(key.scopes)
+            sys.stderr.write(f"api key {key.prefix} for {args.tenant} ({granted}): store it now\n")
         elif args.command == "revoke-api-key":
             count = await store.revoke_api_key(conn, args.tenant, args.prefix)
             _say(f"revoked {count} key(s)")
@@ -122,6 +134,12 @@ def parser() -> argparse.ArgumentParser:
     key = sub.add_parser("create-api-key", help="issue an API key; printed once")
     key.add_argument("tenant")
     key.add_argument("--name", default="api key")
+    key.add_argument(
+        "--scope",
+        action="append",
+        choices=sorted(scopes.SCOPES),
+        help="a scope to grant (repeatable); admin when none is given",
+    )
     revoke = sub.add_parser("revoke-api-key", help="revoke a tenant's keys by prefix")
     revoke.add_argument("tenant")
     revoke.add_argument("prefix", help="e.g. zf_1a2b3c4d")
@@ -133,7 +151,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
     try:
-        asyncio.run(_run(args, Settings()))
+        settings = Settings()
+    except ValidationError as exc:
+        sys.stderr.write(f"error: invalid settings: {exc}\n")
+        raise SystemExit(1) from None
+    try:
+        asyncio.run(_run(args, settings))
     except GatewayError as exc:
         sys.stderr.write(f"error: {exc.reason}\n")
         raise SystemExit(1) from None

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from zapflow.gateway import admin_api, compliance_api, read_api, send_api
+from zapflow.gateway import admin_api, compliance_api, keys_api, read_api, send_api
 from zapflow.gateway.errors import (
     ConflictError,
     GatewayError,
@@ -175,6 +175,7 @@ def build_app(service: Any, gateway: Any, webhooks: WebhookEndpoints | None = No
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(GatewayError, _gateway_error)
     app.include_router(admin_api.router)
+    app.include_router(keys_api.router)
     # before read_api: /v1/contacts/consent must not be taken for /v1/contacts/{contact_id}
     app.include_router(compliance_api.router)
     app.include_router(send_api.router)

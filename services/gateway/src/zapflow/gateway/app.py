@@ -34,6 +34,7 @@ from zapflow.contracts.access import streams_declared_by
 from zapflow.contracts.streams import consumers_owned_by
 from zapflow.gateway import credentials
 from zapflow.gateway.api import build_app
+from zapflow.gateway.authlimit import AuthLimits, FailedAuthLimiter
 from zapflow.gateway.cache import RELOAD, ChannelCache, pg_cache
 from zapflow.gateway.command_log import CommandLog, PgCommandLog
 from zapflow.gateway.crypto import SecretBox
@@ -60,6 +61,7 @@ class Gateway:
     cache: ChannelCache
     relay: OutboxRelay
     commands: CommandLog
+    auth_limiter: FailedAuthLimiter
 
 
 def _spawn(svc: Service, stop: asyncio.Event, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -85,8 +87,8 @@ def _spawn(svc: Service, stop: asyncio.Event, coro: Coroutine[Any, Any, None], n
 
 async def setup(svc: Service, settings: Settings) -> Gateway:
     """Build and start the gateway's parts; sets ``svc.app``."""
-    if settings.uses_dev_secrets_key:
-        logger.warning("using the development secrets key: set ZF_GATEWAY_SECRETS_KEY")
+    if settings.uses_dev_secrets_key:  # settings refuse it outside development
+        logger.warning("development deployment: using the public development secrets key")
     box = SecretBox.from_setting(settings.secrets_key.get_secret_value())
     cache = pg_cache(svc.pool, box)
     await cache.reload()
@@ -98,8 +100,19 @@ async def setup(svc: Service, settings: Settings) -> Gateway:
         retention_days=settings.outbox_retention_days,
         idempotency_retention_days=settings.idempotency_retention_days,
     )
+    limits = AuthLimits(
+        address_rate_per_s=settings.auth_failure_rate_per_s,
+        address_burst=settings.auth_failure_burst,
+        prefix_rate_per_s=settings.auth_failure_rate_per_s,
+        prefix_burst=settings.auth_failure_burst,
+    )
     gateway = Gateway(
-        settings=settings, box=box, cache=cache, relay=relay, commands=PgCommandLog(svc.pool)
+        settings=settings,
+        box=box,
+        cache=cache,
+        relay=relay,
+        commands=PgCommandLog(svc.pool),
+        auth_limiter=FailedAuthLimiter(limits),
     )
 
     async def on_connect() -> None:

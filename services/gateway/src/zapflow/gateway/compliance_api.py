@@ -25,6 +25,7 @@ from zapflow.contracts.envelope import Contract
 from zapflow.contracts.queries import QuerySpec
 from zapflow.contracts.queries import compliance_v1 as cq
 from zapflow.contracts.types import ChannelId, PhoneE164
+from zapflow.gateway import scopes
 from zapflow.gateway.auth import Principal, requires
 from zapflow.gateway.command_log import CommandLog
 from zapflow.gateway.schemas import ErrorOut
@@ -36,12 +37,16 @@ CALLER: Final = "gateway"
 """The gateway asks its queries under its own name (its NATS identity allows no other)."""
 QUERY_TIMEOUT_S: Final = 5.0
 """How long a route waits for compliance's answer before answering 503."""
-READ = requires("compliance:read")
-WRITE = requires("compliance:write")
+READ = requires(scopes.COMPLIANCE_READ)
+WRITE = requires(scopes.COMPLIANCE_WRITE)
+CONSENT = requires(scopes.CONSENT_WRITE)
+DECISION = requires(scopes.MESSAGES_READ)
+"""A send's decision is the message's fate, read with the messages it concerns."""
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Invalid request"},
     401: {"model": ErrorOut, "description": "Missing, invalid or revoked API key"},
+    403: {"model": ErrorOut, "description": "The API key lacks the route's scope"},
     404: {"model": ErrorOut, "description": "Not found for this tenant"},
 }
 _ASKS: dict[int | str, dict[str, Any]] = {
@@ -55,6 +60,8 @@ router = APIRouter(tags=["compliance"], responses=_ERRORS)
 
 Reader = Annotated[Principal, Depends(READ)]
 Writer = Annotated[Principal, Depends(WRITE)]
+ConsentWriter = Annotated[Principal, Depends(CONSENT)]
+MessageReader = Annotated[Principal, Depends(DECISION)]
 R = TypeVar("R", bound=BaseModel)
 
 
@@ -119,7 +126,7 @@ async def _require_channel(request: Request, tenant_id: str, channel_id: str) ->
     summary="Compliance's decision on a message: approved, vetoed or deferred, and why",
     responses=_ASKS,
 )
-async def get_decision(request: Request, message_id: UUID, who: Reader) -> cq.DecisionReply:
+async def get_decision(request: Request, message_id: UUID, who: MessageReader) -> cq.DecisionReply:
     query = cq.DecisionQuery(tenant_id=who.tenant_id, message_id=message_id)
     reply = await _ask(request, cq.DECISION, query, cq.DecisionReply)
     if not reply.found:
@@ -198,7 +205,7 @@ async def _change_consent(
     summary="Record that a contact opted out (sends to it are vetoed)",
     responses=_WRITES,
 )
-async def opt_out(request: Request, body: ConsentChangeIn, who: Writer) -> ConsentAccepted:
+async def opt_out(request: Request, body: ConsentChangeIn, who: ConsentWriter) -> ConsentAccepted:
     return await _change_consent(request, who, body, ConsentState.OPTED_OUT)
 
 
@@ -208,5 +215,5 @@ async def opt_out(request: Request, body: ConsentChangeIn, who: Writer) -> Conse
     summary="Record that a contact opted in (again)",
     responses=_WRITES,
 )
-async def opt_in(request: Request, body: ConsentChangeIn, who: Writer) -> ConsentAccepted:
+async def opt_in(request: Request, body: ConsentChangeIn, who: ConsentWriter) -> ConsentAccepted:
     return await _change_consent(request, who, body, ConsentState.OPTED_IN)

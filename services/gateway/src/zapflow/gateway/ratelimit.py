@@ -43,6 +43,11 @@ class TokenBucket:
         self._tokens = tokens
         return (1.0 - tokens) / self.rate
 
+    def wait(self) -> float:
+        """0.0 if a token is available, else the seconds until one will be; takes nothing."""
+        tokens = min(self.burst, self._tokens + (self._clock() - self._last) * self.rate)
+        return 0.0 if tokens >= _ONE else (1.0 - tokens) / self.rate
+
 
 class FloodGuard:
     """One :class:`TokenBucket` per key (channel id), created on first use."""

@@ -10,12 +10,19 @@ tenant only, so another tenant's ids are simply not found. Outcomes:
 * 400 when the request is invalid (a bad cursor, an impossible filter);
 * 503 (``Retry-After: 1``) when ingest does not answer in time or cannot answer.
 
-Media bytes are streamed to the client chunk by chunk (512 KiB per NATS reply).
+Media bytes are streamed to the client chunk by chunk (512 KiB per NATS reply). A media file
+comes from a customer or a provider, so it is served so that it can never run in the gateway's
+origin: always ``Content-Disposition: attachment`` (a sanitized ASCII ``filename`` plus the
+UTF-8 ``filename*``), ``X-Content-Type-Options: nosniff``, a ``Content-Security-Policy`` that
+sandboxes it, and the stored media type only when it is passive (images other than SVG, audio,
+video, PDF, plain text); anything else is ``application/octet-stream``.
 """
 
 from __future__ import annotations
 
 import base64
+import re
+import unicodedata
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import quote
@@ -29,7 +36,8 @@ from zapflow.contracts.conversations.v1 import ConversationStatus
 from zapflow.contracts.envelope import Contract
 from zapflow.contracts.queries import QuerySpec
 from zapflow.contracts.queries import ingest_v1 as q
-from zapflow.gateway.auth import Principal, current_tenant
+from zapflow.gateway import scopes
+from zapflow.gateway.auth import Principal, requires
 from zapflow.gateway.schemas import ErrorOut
 from zapflow.providers.phones import normalize_phone
 from zapflow.runtime import rpc
@@ -39,17 +47,42 @@ CALLER: Final = "gateway"
 """The gateway asks its queries under its own name (its NATS identity allows no other)."""
 QUERY_TIMEOUT_S: Final = 5.0
 """How long a route waits for ingest's answer before answering 503."""
+OCTET_STREAM: Final = "application/octet-stream"
+PASSIVE_TYPES: Final = frozenset(
+    {
+        "image/jpeg",
+        "image/png",
+        "image/gif",
+        "image/webp",
+        "image/heic",
+        "image/heif",
+        "image/avif",
+        "application/pdf",
+        "text/plain",
+    }
+)
+"""Media types served as stored (besides ``audio/*`` and ``video/*``): none can run script."""
+PASSIVE_FAMILIES: Final = ("audio/", "video/")
+MEDIA_HEADERS: Final = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "Cache-Control": "private, no-store",
+}
+_TOKEN = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
+_UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f"\\/;:*?<>|%]')
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Invalid request"},
     401: {"model": ErrorOut, "description": "Missing, invalid or revoked API key"},
+    403: {"model": ErrorOut, "description": "The API key lacks the route's scope"},
     404: {"model": ErrorOut, "description": "Not found for this tenant"},
     503: {"model": ErrorOut, "description": "The conversation store did not answer; retry"},
 }
 
 router = APIRouter(tags=["conversations"], responses=_ERRORS)
 
-Tenant = Annotated[Principal, Depends(current_tenant)]
+READ = requires(scopes.MESSAGES_READ)
+Tenant = Annotated[Principal, Depends(READ)]
 Limit = Annotated[int, Query(ge=1, le=q.MAX_PAGE, description="Items per page.")]
 Cursor = Annotated[str | None, Query(max_length=512, description="`next_cursor` of a page.")]
 
@@ -237,14 +270,39 @@ async def get_media(request: Request, message_id: UUID, who: Tenant) -> Streamin
         detail = "media not stored yet" if first.state == "pending" else "media not found"
         raise HTTPException(404, detail)
     info = first.media
-    headers = {"Content-Length": str(info.size_bytes), "ETag": f'"{info.sha256}"'}
-    if info.filename:
-        headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(info.filename, safe='')}"
+    headers = {
+        "Content-Length": str(info.size_bytes),
+        "ETag": f'"{info.sha256}"',
+        "Content-Disposition": attachment(info.filename, f"media-{message_id}"),
+        **MEDIA_HEADERS,
+    }
     return StreamingResponse(
-        _chunks(request, query, first),
-        media_type=info.mime_type or "application/octet-stream",
-        headers=headers,
+        _chunks(request, query, first), media_type=served_type(info.mime_type), headers=headers
     )
+
+
+def served_type(mime_type: str | None) -> str:
+    """The stored media type when it is passive and well-formed, else octet-stream; never
+    with parameters (a charset on text/plain is not needed for a download)."""
+    if not mime_type:
+        return OCTET_STREAM
+    base = mime_type.split(";", 1)[0].strip().lower()
+    if not _TOKEN.fullmatch(base):
+        return OCTET_STREAM
+    if base in PASSIVE_TYPES or base.startswith(PASSIVE_FAMILIES):
+        return base
+    return OCTET_STREAM
+
+
+def attachment(filename: str | None, fallback: str) -> str:
+    """``attachment`` with a safe ASCII ``filename`` and, for the original name, ``filename*``.
+
+    The name comes from a payload: path separators, quotes, control characters and the like
+    become ``_``, dots at the start are dropped, at most 150 characters are kept."""
+    name = _UNSAFE_FILENAME.sub("_", unicodedata.normalize("NFC", filename or "")).strip()
+    name = name.lstrip(".").strip()[:150] or fallback
+    ascii_name = name.encode("ascii", "replace").decode("ascii").replace("?", "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 async def _chunks(

@@ -19,20 +19,21 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 
 from zapflow.contracts.queries import ingest_v1 as q
-from zapflow.gateway import sends
+from zapflow.gateway import scopes, sends
 from zapflow.gateway.auth import Principal, requires
 from zapflow.gateway.command_log import CommandLog
 from zapflow.gateway.read_api import ask_ingest
 from zapflow.gateway.schemas import ErrorOut
 from zapflow.gateway.send_schemas import ConversationMessageIn, MessageIn, SendAccepted
 
-SEND_SCOPE: Final = "messages:send"
+SEND_SCOPE: Final = scopes.MESSAGES_SEND
 SEND = requires(SEND_SCOPE)
-"""The dependency checking the caller may send (unit tests override it)."""
+"""The dependency checking the caller may send."""
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Invalid request, with one reason per problem"},
     401: {"model": ErrorOut, "description": "Missing, invalid or revoked API key"},
+    403: {"model": ErrorOut, "description": "The API key lacks the route's scope"},
     404: {"model": ErrorOut, "description": "No such conversation or channel for this tenant"},
     409: {
         "model": ErrorOut,

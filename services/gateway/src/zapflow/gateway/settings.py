@@ -2,15 +2,16 @@
 
 ``ZF_GATEWAY_SECRETS_KEY`` encrypts channel secrets at rest (see :mod:`zapflow.gateway.crypto`).
 Its default, :data:`DEV_SECRETS_KEY`, is public (it is in this file) and exists only so that
-``zapflow up`` and the tests run without configuration: every deployment sets its own key, and
-the gateway logs a warning at start-up while it runs on the development key.
+``zapflow up`` and the tests run without configuration: unless ``ZF_ENV=development``, settings
+naming it (as the default, or anywhere in the rotation list) are invalid and the gateway and
+``zapflow-gateway-admin`` refuse to start.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from zapflow.runtime.settings import BaseServiceSettings
@@ -69,6 +70,29 @@ class Settings(BaseServiceSettings):
         description="Keep the Idempotency-Key of an API send this long; a key reused later "
         "sends a new message.",
     )
+
+    auth_failure_rate_per_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="Failed API-key authentications allowed per second, sustained, per client "
+        "address and per key prefix (per replica).",
+    )
+    auth_failure_burst: int = Field(
+        default=20,
+        ge=1,
+        description="Failed API-key authentications allowed at once per client address and "
+        "per key prefix before 429.",
+    )
+
+    @model_validator(mode="after")
+    def _development_key_only_in_development(self) -> Settings:
+        if self.uses_dev_secrets_key and not self.development:
+            raise ValueError(
+                "ZF_GATEWAY_SECRETS_KEY is (or includes) the public development key: set a key "
+                "of your own (python -c 'from zapflow.gateway.crypto import new_key; "
+                "print(new_key())'), or ZF_ENV=development for a local run"
+            )
+        return self
 
     @property
     def webhook_base_url(self) -> str:

@@ -92,6 +92,37 @@ async def api_key_by_hash(conn: Executor, key_hash: bytes) -> asyncpg.Record | N
     )
 
 
+_KEY_COLUMNS = "id, name, prefix, scopes, created_at, revoked_at"
+
+
+async def list_api_keys(conn: Executor, tenant_id: str) -> list[asyncpg.Record]:
+    """The tenant's keys (never their hashes), oldest first."""
+    return list(
+        await conn.fetch(
+            f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id",
+            tenant_id,
+        )
+    )
+
+
+async def api_key_view(conn: Executor, tenant_id: str, key_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 AND id = $2", tenant_id, key_id
+    )
+
+
+async def revoke_api_key_by_id(
+    conn: Executor, tenant_id: str, key_id: UUID
+) -> asyncpg.Record | None:
+    """Revoke one of the tenant's keys (idempotent); None if the tenant has no such key."""
+    return await conn.fetchrow(
+        f"UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
+        f" WHERE tenant_id = $1 AND id = $2 RETURNING {_KEY_COLUMNS}",
+        tenant_id,
+        key_id,
+    )
+
+
 async def revoke_api_key(conn: Executor, tenant_id: str, prefix: str) -> int:
     """Revoke the tenant's unrevoked keys starting with ``prefix``; returns how many."""
     status = await conn.execute(

@@ -10,16 +10,21 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 from uuid import UUID, uuid4
 
 from zapflow.contracts.types import SUBJECT_TOKEN_PATTERN, SYSTEM_TENANT_ID
+from zapflow.gateway import scopes as scopes_
 from zapflow.gateway import store
 from zapflow.gateway.errors import ConflictError, InvalidRequestError, NotFoundError
 from zapflow.gateway.store import Conn
 
-ADMIN_SCOPE = "admin"
-"""Every scope: the only one keys get today."""
+ADMIN_SCOPE: Final = scopes_.ADMIN
+"""Every scope (:mod:`zapflow.gateway.scopes`)."""
+DEMO_API_KEY: Final = "zf_demo_local_key"
+"""The public development key of the demo tenant: accepted only when ``ZF_ENV=development``."""
 
 _TENANT_ID = re.compile(SUBJECT_TOKEN_PATTERN)
 
@@ -45,6 +50,20 @@ class IssuedKey:
     prefix: str
     key: str
     created: bool = True
+    scopes: tuple[str, ...] = (ADMIN_SCOPE,)
+
+
+def checked_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
+    """``scopes`` without duplicates, in order; ``InvalidRequestError`` for an unknown one or
+    none at all."""
+    chosen = tuple(dict.fromkeys(s.strip() for s in scopes))
+    unknown = scopes_.unknown_scopes(chosen)
+    if unknown:
+        known = ", ".join(scopes_.SCOPES)
+        raise InvalidRequestError(f"unknown scope {unknown[0]!r}; scopes: {known}")
+    if not chosen:
+        raise InvalidRequestError("a key needs at least one scope")
+    return chosen
 
 
 async def create_tenant(conn: Conn, tenant_id: str, name: str) -> bool:
@@ -59,9 +78,16 @@ async def create_tenant(conn: Conn, tenant_id: str, name: str) -> bool:
 
 
 async def issue_api_key(
-    conn: Conn, tenant_id: str, name: str = "api key", *, key: str | None = None
+    conn: Conn,
+    tenant_id: str,
+    name: str = "api key",
+    *,
+    scopes: Iterable[str] = (ADMIN_SCOPE,),
+    key: str | None = None,
 ) -> IssuedKey:
-    """A new key for the tenant (or ``key`` itself, for fixed development keys)."""
+    """A new key for the tenant with ``scopes`` (or ``key`` itself, for fixed development
+    keys)."""
+    chosen = checked_scopes(scopes)
     if not await store.tenant_exists(conn, tenant_id):
         raise NotFoundError("unknown tenant")
     key = key or new_api_key()
@@ -73,11 +99,12 @@ async def issue_api_key(
         name=name,
         prefix=key_prefix(key),
         key_hash=hash_key(key),
-        scopes=(ADMIN_SCOPE,),
+        scopes=chosen,
     )
     if not created:
         existing = await store.api_key_by_hash(conn, hash_key(key))
         if existing is None or existing["tenant_id"] != tenant_id:
             raise ConflictError("this key belongs to another tenant")
         key_id = existing["id"]
-    return IssuedKey(key_id, tenant_id, key_prefix(key), key, created)
+        chosen = tuple(existing["scopes"])
+    return IssuedKey(key_id, tenant_id, key_prefix(key), key, created, chosen)

@@ -4,7 +4,11 @@
 read-side responders (queue group ``ingest``), the media worker and the retention purge onto the
 runtime's :class:`Service`. ``Deps`` lets tests and benchmarks swap the edges: the consumer
 specs (unique durables filtered to a test's tenants), the HTTP transport of media downloads, the
-media store and the credentials lookup.
+media store, the credentials lookup, and the egress policy of media downloads.
+
+Media downloads use the egress guard's client (``zapflow.runtime.egress``): every URL they
+fetch is chosen by a tenant or a payload. The S3 media store, whose endpoint the operator
+configures, has a client of its own without the guard.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from zapflow.ingest.ports import CredentialsLookup, MediaStore
 from zapflow.ingest.queries import QueryHandlers
 from zapflow.ingest.settings import Settings
 from zapflow.runtime.credentials import ChannelCredentials
+from zapflow.runtime.egress import EgressPolicy, guarded_client
 from zapflow.runtime.service import Service
 
 NAME: Final = "ingest"
@@ -57,6 +62,9 @@ class Deps:
     raw_consumer: ConsumerSpec = INGEST_RAW
     outbound_consumer: ConsumerSpec | None = None
     http_transport: httpx.AsyncBaseTransport | None = None
+    """Replaces the guarded network of media downloads (``httpx.MockTransport`` in tests)."""
+    egress: EgressPolicy | None = None
+    """The egress policy of media downloads (None: ``ZF_EGRESS_ALLOW``, the system resolver)."""
     media_store: MediaStore | None = None
     credentials: CredentialsLookup | None = None
     background: bool = True  # media worker and purge tasks
@@ -91,19 +99,34 @@ def _outbound_consumer(deps: Deps) -> ConsumerSpec | None:
     return INGEST_OUTBOUND if deps.raw_consumer is INGEST_RAW else deps.outbound_consumer
 
 
-async def _setup(svc: Service, settings: Settings, deps: Deps) -> None:
-    client = httpx.AsyncClient(
-        transport=deps.http_transport,
-        timeout=settings.media_fetch_timeout_s,
-        follow_redirects=True,
+def _media_client(settings: Settings, deps: Deps) -> httpx.AsyncClient:
+    """The client of media downloads: the egress guard's, unless a test replaced the network."""
+    if deps.http_transport is not None:
+        return httpx.AsyncClient(
+            transport=deps.http_transport, timeout=settings.media_fetch_timeout_s
+        )
+    return guarded_client(
+        deps.egress or settings.egress_policy(), timeout=settings.media_fetch_timeout_s
     )
+
+
+async def _setup(svc: Service, settings: Settings, deps: Deps) -> None:
+    client = _media_client(settings, deps)
     svc.resources.push_async_callback(client.aclose)
-    store = deps.media_store or media_store(settings, client)
+    store_client = httpx.AsyncClient(timeout=settings.media_fetch_timeout_s)
+    svc.resources.push_async_callback(store_client.aclose)
+    store = deps.media_store or media_store(settings, store_client)
     credentials = deps.credentials or ChannelCredentials(
         svc.nc, caller=NAME, ttl_s=60.0, timeout_s=settings.credentials_timeout_s
     )
     queue = PgMediaQueue(svc.pool)
-    fetcher = MediaFetcher(client, credentials, queue.raw_body, max_bytes=settings.media_max_bytes)
+    fetcher = MediaFetcher(
+        client,
+        credentials,
+        queue.raw_body,
+        max_bytes=settings.media_max_bytes,
+        deadline_s=settings.media_fetch_timeout_s,
+    )
     worker = MediaWorker(
         queue,
         fetcher,

@@ -51,7 +51,11 @@ class Settings(BaseServiceSettings):
     media_concurrency: int = Field(default=4, ge=1, le=64)
     media_max_attempts: int = Field(default=8, ge=1)
     media_poll_s: float = Field(default=2.0, gt=0, description="Idle poll of the media queue.")
-    media_fetch_timeout_s: float = Field(default=60.0, gt=0)
+    media_fetch_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Whole download of one media job (lookups, redirects and body together).",
+    )
     credentials_timeout_s: float = Field(default=5.0, gt=0)
 
     # read side

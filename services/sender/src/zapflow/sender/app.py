@@ -71,7 +71,9 @@ async def _setup(svc: Service, s: Settings, overrides: Overrides) -> None:
     # httpx logs every request URL at INFO: noise, and Z-API URLs carry the instance token
     logging.getLogger("httpx").setLevel(logging.WARNING)
     calls = ProviderCalls(
-        timeout_s=s.provider_timeout_s, max_connections=s.provider_max_connections
+        timeout_s=s.provider_timeout_s,
+        max_connections=s.provider_max_connections,
+        egress=s.egress_policy(),
     )
     svc.resources.push_async_callback(calls.aclose)
     channels = ChannelReplay(svc.js)

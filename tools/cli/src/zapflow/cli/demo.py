@@ -5,6 +5,11 @@
 file with the same number (phone_number_id, access token, app secret), so the sender's calls are
 accepted and the simulator's signed status webhooks and replies pass the gateway's checks.
 The values are the gateway's seed values (``zapflow.gateway.admin_cli``); a test keeps both equal.
+
+Everything ``zapflow up`` starts runs as a development deployment (:func:`local_env`):
+``ZF_ENV=development``, without which the gateway refuses the demo key and its development
+secrets key, and loopback added to the egress guard's allowance (``ZF_EGRESS_ALLOW``), without
+which the sender and ingest refuse to call the simulator on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
 from zapflow.cli.topology import SERVICES, SIMULATOR, ServiceInfo
+from zapflow.runtime.settings import local_deployment_env
 
 TENANT: Final = "demo"
 API_KEY: Final = "zf_demo_local_key"
@@ -27,6 +34,12 @@ ACCESS_TOKEN: Final = "demo-access-token"
 APP_SECRET: Final = "demo-app-secret"
 META_API_VERSION: Final = "v21.0"
 REPLY_PROBABILITY: Final = 0.3
+
+
+def local_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``environ`` (default: this process's) as a local development deployment
+    (:func:`zapflow.runtime.settings.local_deployment_env`)."""
+    return local_deployment_env(os.environ if environ is None else environ)
 
 
 def gateway() -> ServiceInfo:
@@ -84,7 +97,7 @@ def seed(database_url: str) -> list[str]:
         raise RuntimeError("zapflow-gateway-admin is not installed in this environment")
     done = subprocess.run(
         [exe, "seed-demo", "--base-url", provider_base_url()],
-        env={**os.environ, "DATABASE_URL": database_url},
+        env={**local_env(), "DATABASE_URL": database_url},
         capture_output=True,
         text=True,
         timeout=60,

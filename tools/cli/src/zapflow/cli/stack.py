@@ -4,6 +4,7 @@ Starts an embedded nats-server and PostgreSQL (unless ``NATS_URL`` / ``DATABASE_
 elsewhere), applies migrations, seeds the demo tenant (see :mod:`zapflow.cli.demo`), starts the six
 services and the simulator provider as separate processes with prefixed logs, waits until each
 answers ``/readyz``, prints where to reach them, and on Ctrl-C (or SIGTERM) stops everything.
+Everything runs as a development deployment (:func:`zapflow.cli.demo.local_env`).
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ async def _up(
     applied = await migrate_all(db_url)
     say("migrations applied: " + ", ".join(f"{k}={len(v)}" for k, v in applied.items()))
     seeded = await asyncio.to_thread(demo.seed, db_url)
-    env = {**os.environ, **identity_env, "NATS_URL": nats_url, "DATABASE_URL": db_url}
+    env = {**demo.local_env(), **identity_env, "NATS_URL": nats_url, "DATABASE_URL": db_url}
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

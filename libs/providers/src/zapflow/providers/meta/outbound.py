@@ -32,6 +32,16 @@ PROVIDER: Final = "meta"
 GRAPH_BASE_URL: Final = "https://graph.facebook.com/v21.0"
 ACCESS_TOKEN: Final = "access_token"
 PHONE_NUMBER_ID: Final = "phone_number_id"
+META_DOMAINS: Final = ("facebook.com", "fbsbx.com", "fbcdn.net")
+"""Meta's own domains: the Graph API and its media URLs (``lookaside.fbsbx.com``). A channel's
+access token goes to these hosts (and to the channel's own base URL), nowhere else."""
+
+
+def is_meta_host(host: str) -> bool:
+    """True for a host in one of :data:`META_DOMAINS` (the domain itself or a subdomain)."""
+    host = host.lower().rstrip(".")
+    return any(host == domain or host.endswith("." + domain) for domain in META_DOMAINS)
+
 
 RATE_LIMIT_CODES: Final = frozenset({4, 613, 80007, 130429, 131056})
 UNAVAILABLE_CODES: Final = frozenset({1, 2, 131000, 131016, 133004})

@@ -11,12 +11,26 @@ In order of preference:
 4. **Evolution** ``POST /chat/getBase64FromMediaMessage/<instance>`` with the instance's api key.
 
 WuzAPI without inline base64 or S3 has no download route here (its ``/chat/download*`` calls need
-the message's media key): the job fails with ``no downloadable source``. Provider calls go through
-the providers library's loopback guard (``ZF_ALLOW_PROVIDER_REQUESTS``).
+the message's media key): the job fails with ``no downloadable source``.
+
+Every URL here is chosen by a tenant (the channel's ``base_url``) or by a payload, so:
+
+* the client is the egress guard's (``zapflow.runtime.egress``): each connection, on every
+  redirect hop, goes only to a checked public address (or one ``ZF_EGRESS_ALLOW`` names); a
+  refused address fails the job (``egress_refused``, permanent);
+* redirects are followed by :func:`zapflow.runtime.egress.stream`: GET only, at most 5, and the
+  channel's credentials are dropped once a hop leaves the first URL's origin;
+* a channel's credentials go only where they belong: the ``apikey`` / Meta token to the
+  channel's own base URL, and the Meta token to a media URL only when its host is Meta's
+  (:func:`zapflow.providers.meta.outbound.is_meta_host`) or the channel's base URL origin; a
+  payload's plain URL is fetched with no credentials at all;
+* answers are bounded: ``max_bytes`` per response and ``deadline_s`` for the whole download;
+* the providers library's kill switch still applies (``ZF_ALLOW_PROVIDER_REQUESTS``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -33,6 +47,8 @@ from zapflow.contracts.queries.gateway_v1 import ChannelCredentialsReply
 from zapflow.ingest.adapters.pg_media import MediaJob
 from zapflow.ingest.ports import CredentialsLookup
 from zapflow.providers._http import ensure_allowed
+from zapflow.providers.meta.outbound import is_meta_host
+from zapflow.runtime import egress
 
 META_DEFAULT_BASE: Final = "https://graph.facebook.com/v21.0"
 FORM: Final = "application/x-www-form-urlencoded"
@@ -100,6 +116,20 @@ def encrypted_cdn(url: str) -> bool:
     return host == "whatsapp.net" or host.endswith(".whatsapp.net")
 
 
+def meta_token_may_go_to(url: str, channel_base_url: str) -> bool:
+    """True if a Meta channel's token may be sent to ``url``: https on Meta's own domains, or
+    the channel's base URL origin (a simulator, a tenant's proxy). Anywhere else the URL is
+    fetched without it."""
+    try:
+        target = httpx.URL(url)
+        base = httpx.URL(channel_base_url)
+    except httpx.InvalidURL:
+        return False
+    if egress.origin(target) == egress.origin(base):
+        return True
+    return target.scheme == "https" and is_meta_host(target.host)
+
+
 class MediaFetcher:
     """Downloads a job's media with the strategies above; raises Transient/PermanentError."""
 
@@ -110,13 +140,23 @@ class MediaFetcher:
         raw_body: RawBody,
         *,
         max_bytes: int,
+        deadline_s: float | None = None,
     ) -> None:
         self._client = client
         self._credentials = credentials
         self._raw_body = raw_body
         self._max = max_bytes
+        self._deadline_s = deadline_s
 
     async def fetch(self, job: MediaJob) -> Fetched:
+        """The job's bytes, within ``deadline_s`` for every lookup and download together."""
+        try:
+            async with asyncio.timeout(self._deadline_s):
+                return await self._fetch(job)
+        except TimeoutError as exc:
+            raise TransientError("media download took too long", code="timeout") from exc
+
+    async def _fetch(self, job: MediaJob) -> Fetched:
         if job.provider in ("evolution", "wuzapi"):
             raw = await self._raw_body(job.source_event_id)
             data = inline_media(job.provider, *raw, job.provider_message_id) if raw else None
@@ -147,7 +187,9 @@ class MediaFetcher:
         url = info.get("url")
         if not isinstance(url, str) or not url:
             raise MediaUnavailable("media lookup returned no url", code="no_url")
-        fetched = await self._get(job.provider, url, auth)
+        fetched = await self._get(
+            job.provider, url, auth if meta_token_may_go_to(url, base) else {}
+        )
         mime = info.get("mime_type")
         return Fetched(fetched.data, mime if isinstance(mime, str) else fetched.mime_type)
 
@@ -196,11 +238,12 @@ class MediaFetcher:
         headers: Mapping[str, str],
         body: Any,
     ) -> tuple[bytes, str | None]:
-        """The response body (at most ``max_bytes``) and its media type."""
+        """The response body (at most ``max_bytes``) and its media type; redirects followed by
+        the egress guard's rules."""
         ensure_allowed(url, provider)
         try:
-            async with self._client.stream(
-                method, url, headers=dict(headers), json=body
+            async with egress.stream(
+                self._client, method, url, headers=headers, json=body
             ) as response:
                 _check_status(response.status_code)
                 mime = response.headers.get("content-type", "").split(";")[0].strip() or None

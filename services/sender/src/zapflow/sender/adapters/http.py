@@ -8,9 +8,17 @@ semaphore of ``max_connections``, and awaits :data:`BEFORE_WRITE` (the pace gate
 writing a request; it speaks plain HTTP/1.1 (``Content-Length`` or chunked
 bodies, ``Connection: close`` honoured) over asyncio streams, with TLS for ``https``.
 
+Every new connection goes through the egress guard (``EgressPolicy.open_connection``): the
+provider's host is resolved, every address checked (loopback, private, metadata… refused unless
+``ZF_EGRESS_ALLOW`` names them) and the connection opened to a checked address, so a tenant's
+``base_url`` cannot reach the sender's own network. Answers are bounded: ``max_response_bytes``
+of body (a provider's send answer is a few hundred bytes), 64 KiB of headers, and the read
+timeout covers the whole answer.
+
 Errors are httpx's own (``ConnectError``, ``ConnectTimeout``, ``ReadTimeout``, ``ReadError``,
 ``RemoteProtocolError``), so ``zapflow.providers`` classifies them exactly as with httpx's
-transport. A connection that failed in any way is closed, never reused.
+transport; a refused address is the guard's ``EgressRefused`` (permanent). A connection that
+failed in any way is closed, never reused.
 """
 
 from __future__ import annotations
@@ -25,7 +33,11 @@ from typing import Any, Final
 
 import httpx
 
+from zapflow.runtime.egress import EgressPolicy
+
 _MAX_HEADER_BYTES: Final = 64 * 1024
+MAX_RESPONSE_BYTES: Final = 1024 * 1024
+"""Default bound of a provider answer's body."""
 
 BEFORE_WRITE: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
     "before_write", default=None
@@ -62,11 +74,21 @@ class _OriginPool:
 
 
 class LeanTransport(httpx.AsyncBaseTransport):
-    """``httpx.AsyncClient(transport=LeanTransport(...))``; timeouts come from the request."""
+    """``httpx.AsyncClient(transport=LeanTransport(egress=...))``; timeouts come from the
+    request, connections from ``egress``."""
 
-    def __init__(self, *, max_connections: int = 64, ssl_context: ssl.SSLContext | None = None):
+    def __init__(
+        self,
+        *,
+        egress: EgressPolicy,
+        max_connections: int = 64,
+        ssl_context: ssl.SSLContext | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+    ):
+        self._egress = egress
         self._max = max_connections
         self._ssl = ssl_context
+        self._max_body = max_response_bytes
         self._pools: dict[Origin, _OriginPool] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -107,7 +129,9 @@ class LeanTransport(httpx.AsyncBaseTransport):
             connection.writer.write(data)  # in the same step as the gate's return
             try:
                 async with asyncio.timeout(timeouts.get("read")):
-                    status, headers, content, reusable = await _exchange(connection, method)
+                    status, headers, content, reusable = await _exchange(
+                        connection, method, self._max_body
+                    )
             except TimeoutError as exc:
                 connection.close()
                 raise httpx.ReadTimeout("provider did not answer in time", request=request) from exc
@@ -148,9 +172,8 @@ class LeanTransport(httpx.AsyncBaseTransport):
         if scheme == "https":
             tls = self._ssl or ssl.create_default_context()
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port, ssl=tls, limit=_MAX_HEADER_BYTES),
-                connect_timeout_s,
+            reader, writer = await self._egress.open_connection(
+                host, port, ssl=tls, limit=_MAX_HEADER_BYTES, connect_timeout_s=connect_timeout_s
             )
         except TimeoutError as exc:
             raise httpx.ConnectTimeout("connect timed out", request=request) from exc
@@ -168,14 +191,14 @@ def _origin(url: httpx.URL) -> Origin:
 
 
 async def _exchange(
-    connection: _Connection, method: str
+    connection: _Connection, method: str, max_body: int
 ) -> tuple[int, list[tuple[str, str]], bytes, bool]:
     """Flush the written request, read the whole response; also whether the connection stays
     open."""
     await connection.writer.drain()
     status, headers = _parse_head(await connection.reader.readuntil(b"\r\n\r\n"))
     values = {k.lower(): v.lower() for k, v in headers}
-    content, until_eof = await _read_body(connection.reader, values, status, method)
+    content, until_eof = await _read_body(connection.reader, values, status, method, max_body)
     return status, headers, content, not until_eof and values.get("connection") != "close"
 
 
@@ -208,25 +231,41 @@ def _parse_head(raw: bytes) -> tuple[int, list[tuple[str, str]]]:
     return int(parts[1]), headers
 
 
+def _too_large(max_body: int) -> httpx.RemoteProtocolError:
+    return httpx.RemoteProtocolError(f"provider answer larger than {max_body} bytes")
+
+
 async def _read_body(
-    reader: asyncio.StreamReader, headers: dict[str, str], status: int, method: str
+    reader: asyncio.StreamReader, headers: dict[str, str], status: int, method: str, max_body: int
 ) -> tuple[bytes, bool]:
-    """The body, and whether it was delimited by the connection closing."""
+    """The body (at most ``max_body`` bytes, else ``RemoteProtocolError``), and whether it was
+    delimited by the connection closing."""
     if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
         return b"", False
     if "chunked" in headers.get("transfer-encoding", ""):
         chunks: list[bytes] = []
+        total = 0
         while True:
             size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
             if size == 0:
                 while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
                     pass
                 return b"".join(chunks), False
+            total += size
+            if total > max_body:
+                raise _too_large(max_body)
             chunks.append(await reader.readexactly(size))
             await reader.readexactly(2)
     length = headers.get("content-length")
     if length is None:
-        return await reader.read(), True
+        body = bytearray()
+        while chunk := await reader.read(65536):
+            body += chunk
+            if len(body) > max_body:
+                raise _too_large(max_body)
+        return bytes(body), True
+    if int(length) > max_body:
+        raise _too_large(max_body)
     return await reader.readexactly(int(length)), False
 
 
@@ -245,10 +284,13 @@ class LeanClient(httpx.AsyncClient):
         self,
         *,
         timeout: httpx.Timeout,
+        egress: EgressPolicy,
         max_connections: int = 64,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self._lean = LeanTransport(max_connections=max_connections, ssl_context=ssl_context)
+        self._lean = LeanTransport(
+            egress=egress, max_connections=max_connections, ssl_context=ssl_context
+        )
         super().__init__(timeout=timeout, transport=self._lean)
         self._timeouts: dict[str, float | None] = dict(timeout.as_dict())
         self._defaults = [

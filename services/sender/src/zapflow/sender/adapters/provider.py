@@ -45,6 +45,7 @@ from zapflow.providers.errors import (
 from zapflow.providers.evolution.outbound import INSTANCE
 from zapflow.providers.meta.outbound import GRAPH_BASE_URL, PHONE_NUMBER_ID
 from zapflow.providers.zapi.outbound import INSTANCE_ID
+from zapflow.runtime.egress import EgressPolicy
 from zapflow.sender.adapters.http import BEFORE_WRITE, LeanClient
 from zapflow.sender.domain import ErrorKind
 
@@ -67,7 +68,7 @@ class ProviderCalls:
     Each sending number (provider URL and account) gets its own client on a
     :class:`~zapflow.sender.adapters.http.LeanTransport` with ``max_connections``, so a slow
     number cannot take the connections of the others. Clients idle for ``idle_close_s`` are
-    closed.
+    closed. Every connection goes through ``egress``: a channel's base URL is tenant-chosen.
     """
 
     def __init__(
@@ -75,11 +76,13 @@ class ProviderCalls:
         *,
         timeout_s: float,
         max_connections: int,
+        egress: EgressPolicy,
         idle_close_s: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._adapters = {name: get_adapter(name) for name in PROVIDERS}
         self._timeout = httpx.Timeout(timeout_s)
+        self._egress = egress
         self._max_connections = max_connections
         self._idle_close_s = idle_close_s
         self._clock = clock
@@ -119,7 +122,9 @@ class ProviderCalls:
         pool = self._pools.get(key)
         if pool is None:
             self._close_idle()
-            client = LeanClient(timeout=self._timeout, max_connections=self._max_connections)
+            client = LeanClient(
+                timeout=self._timeout, egress=self._egress, max_connections=self._max_connections
+            )
             pool = self._pools[key] = _Pool(client, self._clock())
         return pool
 
