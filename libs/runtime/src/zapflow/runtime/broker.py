@@ -8,8 +8,10 @@ the type and tenant in headers, and the current trace context.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 import nats
 from nats.aio.client import Client as NATS
@@ -18,6 +20,7 @@ from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
+    DiscardPolicy,
     PubAck,
     RetentionPolicy,
     StorageType,
@@ -28,7 +31,7 @@ from nats.js.errors import NotFoundError
 
 from zapflow.contracts import headers as h
 from zapflow.contracts.envelope import Event
-from zapflow.contracts.streams import ConsumerSpec, StreamSpec
+from zapflow.contracts.streams import ALL_STREAMS, ConsumerSpec, StreamSpec
 from zapflow.runtime import metrics, telemetry
 
 logger = logging.getLogger(__name__)
@@ -56,6 +59,39 @@ async def connect(url: str, name: str) -> NATS:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    """How this deployment stores the declared streams: replicas, and per-stream size and age.
+
+    Every service that declares a stream must be given the same limits (they are shared
+    settings, ``ZF_STREAM_*``), or each start-up would update the stream to its own values.
+    ``max_bytes`` / ``max_age_s`` map stream names to values that replace the declaration's.
+    """
+
+    replicas: int = 1
+    max_bytes: Mapping[str, int] = field(default_factory=dict)
+    max_age_s: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.replicas <= 5:
+            raise ValueError("stream replicas must be between 1 and 5")
+        known = {spec.name for spec in ALL_STREAMS}
+        for what, names in (("max_bytes", self.max_bytes), ("max_age", self.max_age_s)):
+            unknown = sorted(set(names) - known)
+            if unknown:
+                raise ValueError(f"{what} for unknown streams {unknown}; known: {sorted(known)}")
+        for spec in ALL_STREAMS:
+            self.apply(spec)  # a size or age the declaration would refuse fails here
+
+    def apply(self, spec: StreamSpec) -> StreamSpec:
+        """``spec`` with this deployment's size and age (validated like the declaration)."""
+        return dataclasses.replace(
+            spec,
+            max_bytes=self.max_bytes.get(spec.name, spec.max_bytes),
+            max_age_s=self.max_age_s.get(spec.name, spec.max_age_s),
+        )
+
+
 def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
     return StreamConfig(
         name=spec.name,
@@ -65,6 +101,8 @@ def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
         num_replicas=replicas,
         duplicate_window=spec.duplicate_window_s,
         max_age=spec.max_age_s or 0,
+        max_bytes=spec.max_bytes,
+        discard=DiscardPolicy.NEW if spec.discard == "new" else DiscardPolicy.OLD,
         description=spec.description,
         max_msgs_per_subject=spec.max_msgs_per_subject or -1,
         subject_transform=(
@@ -97,11 +135,15 @@ async def declare(
     streams: Iterable[StreamSpec],
     consumers: Iterable[ConsumerSpec] = (),
     *,
-    replicas: int = 1,
+    limits: StreamLimits | None = None,
 ) -> None:
-    """Create or update each stream, then each durable pull consumer. Safe to run concurrently."""
+    """Create or update each stream, then each durable pull consumer. Safe to run concurrently.
+
+    Consumers are created with the replicas of their stream (the server's default for durables).
+    """
+    limits = limits or StreamLimits()
     for spec in streams:
-        config = stream_config(spec, replicas)
+        config = stream_config(limits.apply(spec), limits.replicas)
         try:
             await js.stream_info(spec.name)
         except NotFoundError:
