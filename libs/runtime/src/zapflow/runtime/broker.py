@@ -43,14 +43,23 @@ _RETENTION = {
 }
 
 
+def server_urls(url: str) -> list[str]:
+    """``NATS_URL`` as a server list: one URL, or several comma-separated (the nodes of a
+    cluster, ``nats://a:4222,nats://b:4222``); nats-py takes a list, not the joined form."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 async def connect(url: str, name: str) -> NATS:
-    """Connect with reconnects forever; the service keeps running through NATS restarts."""
+    """Connect with reconnects forever; the service keeps running through NATS restarts.
+
+    ``url`` may name several servers (``server_urls``): the client picks one and moves to
+    another when it goes away."""
 
     async def on_error(exc: Exception) -> None:
         logger.warning("nats connection error: %s", type(exc).__name__)
 
     return await nats.connect(
-        url,
+        server_urls(url),
         name=name,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,

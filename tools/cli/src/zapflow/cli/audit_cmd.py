@@ -33,6 +33,7 @@ from zapflow.contracts.channels.v1 import ChannelRegistered, ChannelUpdated
 from zapflow.contracts.envelope import Event
 from zapflow.contracts.errors import UnknownEventType
 from zapflow.contracts.registry import parse_event
+from zapflow.runtime.broker import server_urls
 from zapflow.simulator.audit import AuditReport, ChannelAudit, Pace, audit
 from zapflow.simulator.auditlog import AuditRecord, parse_lines, read_file
 from zapflow.simulator.expected import expected_sends
@@ -73,7 +74,7 @@ async def _quiet(exc: Exception) -> None:
 async def read_events(nats_url: str, stream: str, filters: list[str]) -> list[Event]:
     """Every event stored in ``stream`` under ``filters`` when called, in stream order."""
     nc = await nats.connect(
-        nats_url,
+        server_urls(nats_url),
         connect_timeout=3,
         max_reconnect_attempts=1,  # nats-py retries forever with 0
         reconnect_time_wait=0.2,

@@ -37,7 +37,7 @@ from zapflow.contracts.errors import UnknownEventType
 from zapflow.contracts.registry import parse_event
 from zapflow.contracts.streams import ZF_DLQ, stream_named
 from zapflow.contracts.subjects import matches, subject_for
-from zapflow.runtime.broker import Publisher
+from zapflow.runtime.broker import Publisher, server_urls
 
 REPLAY_NAMESPACE: Final = UUID("0b6f3f5c-9f0e-4d43-8a7d-2f4a3e9c51d7")
 """Namespace of replay ids: the same dead letter always replays under the same ids."""
@@ -246,7 +246,9 @@ async def _replay(
 
 
 async def _with_js(work: Callable[[JetStreamContext], Awaitable[T]]) -> T:
-    nc = await nats.connect(topology.nats_url(), connect_timeout=3, max_reconnect_attempts=1)
+    nc = await nats.connect(
+        server_urls(topology.nats_url()), connect_timeout=3, max_reconnect_attempts=1
+    )
     try:
         return await work(nc.jetstream())
     finally:

@@ -11,6 +11,7 @@ import nats
 from nats.js.errors import NotFoundError
 
 from zapflow.cli.topology import SERVICES
+from zapflow.runtime.broker import server_urls
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ async def service_health() -> list[ServiceHealth]:
 
 
 async def jetstream_state(nats_url: str) -> tuple[list[StreamRow], list[ConsumerRow]]:
-    nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=1)
+    nc = await nats.connect(server_urls(nats_url), connect_timeout=3, max_reconnect_attempts=1)
     try:
         js = nc.jetstream()
         streams: list[StreamRow] = []
