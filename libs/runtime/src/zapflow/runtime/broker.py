@@ -8,13 +8,17 @@ the type and tenant in headers, and the current trace context.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import nats
 from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -27,7 +31,7 @@ from nats.js.api import (
     StreamConfig,
     SubjectTransform,
 )
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from zapflow.contracts import headers as h
 from zapflow.contracts.envelope import Event
@@ -145,23 +149,47 @@ async def declare(
     consumers: Iterable[ConsumerSpec] = (),
     *,
     limits: StreamLimits | None = None,
+    attempts: int = 8,
 ) -> None:
     """Create or update each stream, then each durable pull consumer. Safe to run concurrently.
 
     Consumers are created with the replicas of their stream (the server's default for durables).
+    On a cluster, creating a replicated stream waits for its raft group, and the JetStream API
+    answers 503 or not at all while a leader is being elected: each step is retried (up to
+    ``attempts`` times, backing off) before start-up gives up.
     """
     limits = limits or StreamLimits()
     for spec in streams:
         config = stream_config(limits.apply(spec), limits.replicas)
-        try:
-            await js.stream_info(spec.name)
-        except NotFoundError:
-            await js.add_stream(config)
-            logger.info("created stream %s", spec.name)
-        else:
-            await js.update_stream(config)
+        await _retrying(functools.partial(_ensure_stream, js, config), attempts)
     for cspec in consumers:
-        await js.add_consumer(cspec.stream, consumer_config(cspec))
+        add = functools.partial(js.add_consumer, cspec.stream, consumer_config(cspec))
+        await _retrying(add, attempts)
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.stream_info(str(config.name))
+    except NotFoundError:
+        await js.add_stream(config)
+        logger.info("created stream %s", config.name)
+    else:
+        await js.update_stream(config)
+
+
+async def _retrying(step: Callable[[], Awaitable[object]], attempts: int) -> None:
+    for attempt in range(1, attempts + 1):
+        try:
+            await step()
+            return
+        except (NatsTimeoutError, ServiceUnavailableError, NoRespondersError) as exc:
+            if attempt == attempts:
+                raise
+            logger.warning(
+                "jetstream not answering, will retry",
+                extra={"attempt": attempt, "error": type(exc).__name__},
+            )
+            await asyncio.sleep(min(5.0, 0.5 * attempt))
 
 
 def publish_headers(event: Event, extra: dict[str, str] | None = None) -> dict[str, str]:
