@@ -6,6 +6,7 @@ three nodes and ``ZF_STREAM_REPLICAS=3``, so every stream, durable and the lease
 The test sends templates through the REST API as an integrator would (retrying a failed request
 with the same ``Idempotency-Key``), SIGKILLs the node leading ``ZF_SENDING`` half-way, sends the
 rest, and lets ``zapflow audit`` compare what the simulator accepted with what Zapflow recorded.
+``ZF_FAULT_LOG=<file>`` keeps the services' output of a run for a look afterwards.
 """
 
 from __future__ import annotations
