@@ -64,4 +64,6 @@ docs: install ## Write docs/asyncapi.json from the contracts
 
 .PHONY: clean
 clean: ## Remove local state (.zapflow) and caches
+	@# as root, PostgreSQL's data may live where its user can reach it, linked from .zapflow/pg
+	@if [ -L .zapflow/pg ]; then rm -rf "$$(readlink -f .zapflow/pg)"; fi
 	rm -rf .zapflow .pytest_cache .mypy_cache .ruff_cache

@@ -594,7 +594,7 @@ def kustomize_command() -> list[str] | None:
     return None
 
 
-@pytest.mark.parametrize("target", ["base", "overlays/local"])
+@pytest.mark.parametrize("target", ["base", "overlays/local", "overlays/prod"])
 def test_kustomizations_render(target: str) -> None:
     command = kustomize_command()
     if command is None:
@@ -619,3 +619,185 @@ def test_kustomizations_render(target: str) -> None:
     if target == "overlays/local":
         assert ("Secret", "zapflow-database") in names
         assert "ScaledObject" not in {kind for kind, _ in names}
+
+
+# -- what production needs: replicas, provider requests, media, stream sizes --------------------
+# The overlays are read as kustomize would apply them, without kustomize: ConfigMap generators
+# merged into the base's (behavior: merge), strategic-merge patches adding container env.
+
+OVERLAYS = K8S / "overlays"
+TARGETS = ("base", "overlays/local", "overlays/prod")
+PROVIDER_CALLERS = {"sender", "ingest"}  # send messages; download inbound media
+
+
+@cache
+def overlay_kustomization(target: str) -> Doc:
+    (doc,) = load_yaml(K8S / target / "kustomization.yaml")
+    return doc
+
+
+def overlay_configmaps(target: str) -> dict[str, dict[str, str]]:
+    maps = {name: dict(data) for name, data in configmaps().items()}
+    if target == "base":
+        return maps
+    kust = overlay_kustomization(target)
+    assert "../../base" in kust["resources"]
+    for gen in kust.get("configMapGenerator", []):
+        assert gen.get("behavior") == "merge", "overlays extend the base's ConfigMaps"
+        for env in gen.get("envs", []):
+            maps[gen["name"]].update(parse_env_file(K8S / target / env))
+    return maps
+
+
+def overlay_patches(target: str) -> list[Doc]:
+    if target == "base":
+        return []
+    docs = []
+    for patch in overlay_kustomization(target).get("patches", []):
+        if "path" in patch:  # inline JSON patches (local overlay) touch no env or volume
+            docs.extend(load_yaml(K8S / target / patch["path"]))
+    return docs
+
+
+def rendered_env(service: str, target: str) -> dict[str, Any]:
+    """The main container's environment in ``target``: base envFrom and env, then patches."""
+    maps = overlay_configmaps(target)
+    container = main_container(service)
+    env: dict[str, Any] = {}
+    for source in container.get("envFrom", []):
+        env.update(maps[source["configMapRef"]["name"]])
+    for item in container.get("env", []):
+        env[item["name"]] = item["value"] if "value" in item else item["valueFrom"]
+    for doc in overlay_patches(target):
+        if (doc["kind"], doc["metadata"]["name"]) == ("Deployment", service):
+            for patched in pod_spec(doc)["containers"]:
+                if patched["name"] == service:
+                    for item in patched.get("env", []):
+                        env[item["name"]] = item["value"] if "value" in item else item["valueFrom"]
+    return env
+
+
+def byte_size(text: str) -> int:
+    """``18Gi`` / ``18G`` / ``512MiB`` as bytes (binary units, as nats-server reads them)."""
+    match = re.fullmatch(r"(\d+)\s*([KMGT]?)(?:i?B?)", text.strip(), re.IGNORECASE)
+    assert match, text
+    return int(match.group(1)) * 1024 ** "_KMGT".index(match.group(2).upper() or "_")
+
+
+def service_settings(env: dict[str, Any]) -> Any:
+    """The shared settings a service builds from ``env`` (validated as at start-up)."""
+    from zapflow.runtime.settings import BaseServiceSettings
+
+    plain = {k: v for k, v in env.items() if isinstance(v, str)}
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("ZF_STREAM_REPLICAS", "ZF_STREAM_MAX_BYTES", "ZF_STREAM_MAX_AGE"):
+            mp.delenv(name, raising=False)
+        for name, value in plain.items():
+            mp.setenv(name, value)
+        return BaseServiceSettings()
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_stream_and_kv_bucket_has_a_replica_on_each_nats_node(
+    target: str, service: str
+) -> None:
+    env = rendered_env(service, target)
+    nodes = objects("StatefulSet")["nats"]["spec"]["replicas"]
+    assert env["ZF_STREAM_REPLICAS"] == str(nodes) == "3"
+    assert service_settings(env).stream_limits().replicas == 3
+    # replicas are shared: a per-service value would make services fight over a stream
+    assert not [
+        name for name in env if name.endswith("_STREAM_REPLICAS") and name != "ZF_STREAM_REPLICAS"
+    ]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("service", SERVICES)
+def test_provider_requests_are_allowed_only_where_providers_are_called(
+    target: str, service: str
+) -> None:
+    allowed = rendered_env(service, target).get("ZF_ALLOW_PROVIDER_REQUESTS", "")
+    assert (allowed.lower() in {"1", "true", "yes", "on"}) is (service in PROVIDER_CALLERS)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_media_is_stored_on_a_volume_or_in_s3_never_on_the_read_only_root(target: str) -> None:
+    env = rendered_env("ingest", target)
+    container = main_container("ingest")
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    store = env.get("ZF_INGEST_MEDIA_STORE", "filesystem")
+    if store == "filesystem":
+        media_dir = Path(env["ZF_INGEST_MEDIA_DIR"])
+        assert media_dir.is_absolute(), "a relative media dir lands on the read-only root"
+        volumes = {v["name"]: v for v in pod_spec(objects("Deployment")["ingest"])["volumes"]}
+        mounts = [m for m in container["volumeMounts"] if media_dir.is_relative_to(m["mountPath"])]
+        assert mounts, f"{media_dir} is on no volume"
+        assert not mounts[0].get("readOnly")
+        assert mounts[0]["name"] in volumes
+    else:
+        assert store == "s3"
+        assert env["ZF_INGEST_S3_ENDPOINT"].startswith("https://")
+        assert env["ZF_INGEST_S3_BUCKET"]
+        for key in ("ZF_INGEST_S3_ACCESS_KEY_ID", "ZF_INGEST_S3_SECRET_ACCESS_KEY"):
+            assert env[key]["secretKeyRef"]["name"] == "zapflow-media-s3", key
+
+
+def test_prod_uses_s3_for_media() -> None:
+    assert rendered_env("ingest", "overlays/prod")["ZF_INGEST_MEDIA_STORE"] == "s3"
+
+
+def test_prod_sizes_every_stream_and_they_fit_the_nats_store() -> None:
+    from zapflow.runtime.partitions import BUCKET_MAX_BYTES
+
+    limits = service_settings(rendered_env("sender", "overlays/prod")).stream_limits()
+    assert set(limits.max_bytes) == {s.name for s in streams.ALL_STREAMS}
+    for stream in streams.ALL_STREAMS:
+        assert limits.max_bytes[stream.name] >= stream.max_bytes, stream.name
+    # every node holds a replica of every R3 stream, and reserves each one's max_bytes up front
+    store = re.search(r"max_file_store:\s*(\S+)", nats_conf())
+    assert store
+    reserved = sum(limits.max_bytes.values()) + BUCKET_MAX_BYTES
+    assert reserved <= 0.8 * byte_size(store.group(1)), "leave room for raft logs and state"
+    claim = objects("StatefulSet")["nats"]["spec"]["volumeClaimTemplates"][0]
+    assert byte_size(store.group(1)) < byte_size(claim["spec"]["resources"]["requests"]["storage"])
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_gets_the_same_stream_settings_in_prod(service: str) -> None:
+    mine = service_settings(rendered_env(service, "overlays/prod")).stream_limits()
+    assert mine == service_settings(rendered_env("gateway", "overlays/prod")).stream_limits()
+
+
+def test_prod_overlay_holds_no_secret_and_names_the_ones_it_needs() -> None:
+    kust = overlay_kustomization("overlays/prod")
+    assert "secretGenerator" not in kust
+    for doc in overlay_patches("overlays/prod"):
+        assert doc["kind"] != "Secret"
+
+
+@cache
+def retention_table() -> dict[str, list[str]]:
+    """Rows of the "Retention" table in deploy/README.md, by stream name."""
+    text = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Retention", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, list[str]] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `ZF_"):
+            rows[cells[0].strip("`")] = cells
+    return rows
+
+
+@pytest.mark.parametrize("stream", streams.ALL_STREAMS, ids=lambda s: s.name)
+def test_the_retention_table_documents_every_stream_as_declared(
+    stream: streams.StreamSpec,
+) -> None:
+    # | stream | kind | keeps | max age | size (default / prod) | when full |
+    row = retention_table()[stream.name]
+    age = "forever" if stream.max_age_s is None else f"{stream.max_age_s / 86_400:g} d"
+    assert row[3] == age, row
+    prod = service_settings(rendered_env("sender", "overlays/prod")).stream_limits()
+    default_size, prod_size = (byte_size(part) for part in row[4].split("/"))
+    assert (default_size, prod_size) == (stream.max_bytes, prod.max_bytes[stream.name]), row
+    assert row[5].startswith("refuses new" if stream.discard == "new" else "drops oldest"), row

@@ -16,7 +16,8 @@ from zapflow.contracts.routing import (
     stream_for,
     streams_for,
 )
-from zapflow.contracts.specs import SHARED, ConsumerSpec, StreamSpec
+from zapflow.contracts.specs import SHARED, ConsumerSpec, GiB, MiB, StreamSpec
+from zapflow.contracts.streams import DAY
 from zapflow.contracts.subjects import SEND_PARTITIONS, overlaps
 from zapflow.contracts.types import SERVICES
 
@@ -59,8 +60,7 @@ def test_every_consumer_reads_registered_types_of_its_stream(consumer: ConsumerS
 )
 def test_work_queue_consumers_never_overlap(stream: StreamSpec) -> None:
     consumers = [c for c in streams.ALL_CONSUMERS if c.stream == stream.name]
-    assert consumers, f"{stream.name} has no consumer"
-    assert {c.owner for c in consumers} == {stream.owner}
+    assert {c.owner for c in consumers} <= {stream.owner}
     for left, right in combinations(consumers, 2):
         for a in left.filter_subjects:
             assert not any(overlaps(a, b) for b in right.filter_subjects), (left, right)
@@ -80,7 +80,7 @@ def test_commands_go_to_a_work_queue_of_the_service_they_address() -> None:
             stream = stream_for(name)
             assert stream.retention == "workqueue", name
             assert stream.owner == context, name
-            assert {c.owner for c in consumers_for(name)} == {context}, name
+            assert {c.owner for c in consumers_for(name)} <= {context}, name
 
 
 def test_channel_keyed_subjects_are_stored_with_a_partition_token() -> None:
@@ -103,9 +103,38 @@ def test_ownership() -> None:
         streams.stream_named("ZF_NOPE")
 
 
-def test_every_service_but_the_gateway_consumes_something() -> None:
-    for service in SERVICES:
-        assert bool(streams.consumers_owned_by(service)) is (service != "gateway"), service
+def test_only_services_with_handlers_declare_durable_consumers() -> None:
+    # the dispatcher and realtime have no handlers yet: a durable nothing reads only builds
+    # backlog (the runtime refuses to start a service with one, see zapflow.runtime.service)
+    consuming = {service for service in SERVICES if streams.consumers_owned_by(service)}
+    assert consuming == {"ingest", "compliance", "sender"}
+
+
+@pytest.mark.parametrize("stream", streams.ALL_STREAMS, ids=lambda s: s.name)
+def test_every_stream_is_bounded_in_size_and_age(stream: StreamSpec) -> None:
+    assert stream.max_bytes >= MiB
+    if stream.max_age_s is None:  # current state, one message per key, never history
+        assert stream.max_msgs_per_subject == 1, stream.name
+    else:
+        assert stream.max_age_s >= DAY, stream.name
+
+
+@pytest.mark.parametrize("stream", streams.ALL_STREAMS, ids=lambda s: s.name)
+def test_only_history_is_discarded_when_a_stream_is_full(stream: StreamSpec) -> None:
+    # work queues hold unfinished work, ZF_CHANNELS the current settings and ZF_DLQ the only
+    # record of what was given up on: they refuse new messages; event history drops its oldest
+    keeps_only_copy = (
+        stream.retention == "workqueue"
+        or stream.max_msgs_per_subject is not None
+        or stream is streams.ZF_DLQ
+    )
+    assert stream.discard == ("new" if keeps_only_copy else "old"), stream.name
+
+
+def test_declared_sizes_fit_a_laptop() -> None:
+    # nats-server reserves every stream's max_bytes up front against its store limit (75 % of
+    # the free disk unless configured); production raises the sizes with ZF_STREAM_MAX_BYTES
+    assert sum(stream.max_bytes for stream in streams.ALL_STREAMS) <= 4 * GiB
 
 
 def _stream(**overrides: object) -> StreamSpec:
@@ -114,7 +143,9 @@ def _stream(**overrides: object) -> StreamSpec:
         "subjects": ("zf.t.>",),
         "retention": "limits",
         "duplicate_window_s": 120.0,
-        "max_age_s": None,
+        "max_age_s": 3600.0,
+        "max_bytes": 64 * MiB,
+        "discard": "old",
         "owner": "ingest",
         "description": "test",
     }
@@ -143,6 +174,9 @@ def _consumer(**overrides: object) -> ConsumerSpec:
         {"duplicate_window_s": 0.0},
         {"max_age_s": 60.0},
         {"max_msgs_per_subject": 0},
+        {"max_age_s": None},
+        {"max_bytes": 1024},
+        {"retention": "workqueue", "discard": "old"},
     ],
 )
 def test_stream_spec_validates(overrides: dict[str, object]) -> None:

@@ -163,12 +163,48 @@ def test_refuses_a_non_empty_directory_that_is_no_cluster(server_tmp_path: Path)
         PostgresServer(server_tmp_path).start()
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs postgres as another user")
-def test_as_root_a_data_dir_the_server_user_cannot_reach_is_refused(tmp_path: Path) -> None:
+async def test_as_root_a_checkout_the_server_user_cannot_traverse_still_runs(
+    tmp_path: Path, server_tmp_path: Path
+) -> None:
+    # `make run` as root from a clone under a mode-700 home: .zapflow/pg is out of postgres' reach
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    data_dir = home / "zapflow" / ".zapflow" / "pg"
+    reachable = server_tmp_path / "reachable"
+
+    with PostgresServer(data_dir, fast=True, reachable_root=reachable) as server:
+        dsn = server.create_database("kept")
+        await _scalar(dsn, "CREATE TABLE t AS SELECT 42 AS answer")
+        cluster = server.cluster_dir
+    assert data_dir.is_symlink()
+    assert data_dir.resolve() == cluster
+    assert cluster.parent == reachable
+
+    with PostgresServer(data_dir, fast=True, reachable_root=reachable) as again:  # a restart
+        assert again.cluster_dir == cluster
+        assert await _scalar(again.dsn("kept"), "SELECT answer FROM t") == 42
+
+    data_dir.unlink()  # `make clean` deletes .zapflow: the next start begins a new cluster
+    with PostgresServer(data_dir, fast=True, reachable_root=reachable) as fresh:
+        assert fresh.cluster_dir != cluster
+        assert (
+            await _scalar(fresh.dsn(), "SELECT count(*) FROM pg_database WHERE datname = 'kept'")
+            == 0
+        )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs postgres as another user")
+def test_as_root_an_existing_cluster_the_server_user_cannot_reach_is_refused(
+    tmp_path: Path, server_tmp_path: Path
+) -> None:
     tmp_path.chmod(0o700)
+    (tmp_path / "pg").mkdir()
+    (tmp_path / "pg" / "PG_VERSION").write_text("15\n")
 
     with pytest.raises(DataDirError, match="chmod o\\+x"):
-        PostgresServer(tmp_path / "pg").start()
+        PostgresServer(tmp_path / "pg", reachable_root=server_tmp_path).start()
 
 
 _WHEEL_BINDIR = _pgserver_bindir()
@@ -187,3 +223,32 @@ async def test_the_pgserver_wheel_binaries_work_as_a_fallback(
     if server_major_version(_WHEEL_BINDIR) != server_major_version(find_postgres_bindir()):
         with pytest.raises(DataDirError, match="was initialised by PostgreSQL"):
             PostgresServer(data_dir, bindir=_WHEEL_BINDIR).start()
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs postgres as another user")
+@pytest.mark.skipif(_WHEEL_BINDIR is None, reason="the pgserver wheel is not installed")
+async def test_as_root_wheel_binaries_the_server_user_cannot_reach_are_copied_where_it_can(
+    tmp_path: Path, server_tmp_path: Path
+) -> None:
+    # a machine without PostgreSQL: the binaries are the pgserver wheel's, in a mode-700 checkout
+    bindir = _wheel_in_a_closed_checkout(tmp_path)
+
+    server = PostgresServer(
+        server_tmp_path / "pg", bindir=bindir, fast=True, reachable_root=server_tmp_path / "r"
+    )
+    with server:
+        assert await _scalar(server.dsn(), "SELECT 1") == 1
+    assert server.bindir.is_relative_to(server_tmp_path / "r")
+
+
+def _wheel_in_a_closed_checkout(tmp_path: Path) -> Path:
+    """The pgserver wheel's files laid out as in a .venv, under a mode-700 directory."""
+    assert _WHEEL_BINDIR is not None
+    site = tmp_path / "checkout" / "site-packages"
+    wheel = _WHEEL_BINDIR.parent.parent
+    shutil.copytree(wheel / "pginstall", site / "pgserver" / "pginstall", symlinks=True)
+    if (wheel.parent / "pgserver.libs").is_dir():
+        shutil.copytree(wheel.parent / "pgserver.libs", site / "pgserver.libs", symlinks=True)
+    tmp_path.chmod(0o700)
+    return site / "pgserver" / "pginstall" / "bin"

@@ -11,7 +11,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from zapflow.contracts.errors import PermanentError, TransientError
-from zapflow.contracts.specs import ConsumerSpec, StreamSpec
+from zapflow.contracts.specs import ConsumerSpec, MiB, StreamSpec
 from zapflow.contracts.streams import ZF_DLQ
 from zapflow.embedded import free_port
 from zapflow.runtime import broker
@@ -32,7 +32,9 @@ def topology() -> tuple[StreamSpec, ConsumerSpec, str]:
         subjects=(f"{subject}.>",),
         retention="limits",
         duplicate_window_s=60,
-        max_age_s=None,
+        max_age_s=3600,
+        max_bytes=8 * MiB,
+        discard="old",
         owner="ingest",
         description="test stream",
     )
@@ -179,7 +181,9 @@ async def test_partitioned_consumers_process_every_partition_and_stop_promptly(
         subjects=(f"test.{name}.>",),
         retention="workqueue",
         duplicate_window_s=60,
-        max_age_s=None,
+        max_age_s=3600,
+        max_bytes=8 * MiB,
+        discard="new",
         owner="sender",
         description="partitioned test stream",
     )
@@ -215,3 +219,27 @@ async def test_partitioned_consumers_process_every_partition_and_stop_promptly(
         started = asyncio.get_running_loop().time()
     assert len(seen) == 16
     assert asyncio.get_running_loop().time() - started < 4  # 16 partitions released together
+
+
+async def test_a_declared_consumer_that_no_handler_reads_stops_the_start(
+    nats_url: str, js: JetStreamContext
+) -> None:
+    stream, consumer, _ = topology()
+    svc = Service("ingest", settings(nats_url), streams=[stream], consumers=[consumer])
+    with pytest.raises(RuntimeError, match=consumer.durable):
+        await svc.start()
+    assert svc.stopping.is_set()
+
+    read = Service(
+        "ingest",
+        settings(nats_url),
+        streams=[stream],
+        consumers=[consumer],
+        setup=lambda s: _register(s, consumer, _ignore),
+    )
+    async with read.running():
+        pass
+
+
+async def _ignore(msg: Msg) -> None:
+    return None

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from zapflow.runtime.partitions import PartitionLeases
+from zapflow.runtime.partitions import BUCKET, BUCKET_MAX_BYTES, PartitionLeases
 from zapflow.testing import connect as connect_nats
 from zapflow.testing import unique
 
@@ -170,4 +170,24 @@ async def test_balancing_rounds_create_no_consumers_and_a_member_that_left_stops
         for stop in stops.values():
             stop.set()
         await asyncio.gather(*tasks.values())
+        await nc.close()
+
+
+async def test_the_lease_bucket_is_bounded_in_size(nats_url: str) -> None:
+    nc = await connect_nats(nats_url)
+    try:
+        stop = asyncio.Event()
+        leases = PartitionLeases(nc.jetstream(), unique("grp"), 2, renew_s=0.2)
+
+        async def noop(p: int) -> None:
+            return None
+
+        task = asyncio.create_task(leases.run(stop, noop, noop))
+        await wait_for(lambda: len(leases.owned) == 2, 10)
+        stop.set()
+        await task
+        info = await nc.jetstream().stream_info(f"KV_{BUCKET}")
+        assert info.config.max_bytes == BUCKET_MAX_BYTES
+        assert info.config.num_replicas == 1
+    finally:
         await nc.close()

@@ -144,8 +144,8 @@ def _lease_api(group: str) -> list[str]:
         f"$KV.{LEASE_BUCKET}.{group}.>",
         f"$JS.API.STREAM.INFO.{kv}",
         f"$JS.API.STREAM.CREATE.{kv}",
+        f"$JS.API.STREAM.UPDATE.{kv}",  # its replicas and limits follow the deployment's
         f"$JS.API.DIRECT.GET.{kv}.$KV.{LEASE_BUCKET}.{group}.>",
-        f"$JS.API.STREAM.MSG.GET.{kv}",  # buckets created before direct gets were enabled
     ]
 
 

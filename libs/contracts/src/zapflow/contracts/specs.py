@@ -18,10 +18,13 @@ from zapflow.contracts.subjects import context as context_filter
 from zapflow.contracts.types import SERVICES
 
 Retention = Literal["limits", "workqueue", "interest"]
+Discard = Literal["old", "new"]
 DeliverPolicy = Literal["all", "new"]
 
 _MINUTE: Final = 60.0
 _DAY: Final = 86_400.0
+MiB: Final = 1024 * 1024
+GiB: Final = 1024 * MiB
 
 SHARED: Final = "shared"
 """Owner of a stream every service publishes to; each service ensures it exists at start-up."""
@@ -46,11 +49,17 @@ def _check_owner(where: str, owner: str) -> None:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StreamSpec:
-    """One stream: which subjects it stores, how long, and which service declares it.
+    """One stream: which subjects it stores, how long, how much, and which service declares it.
+
+    Every stream is bounded twice: ``max_age_s`` (messages older than that are removed, acked or
+    not) and ``max_bytes`` (the stream's size on each server holding it). ``discard`` says what
+    happens at ``max_bytes``: ``"old"`` removes the oldest messages to make room (history that
+    consumers have read), ``"new"`` refuses the publish (the publisher gets an error and retries;
+    nothing stored is lost). Only a last-value stream (``max_msgs_per_subject``) may keep
+    messages forever (``max_age_s`` None): it holds current state, not history.
 
     ``subject_transform`` is a (source, destination) pair applied as messages are stored (used to
     add a partition token); ``max_msgs_per_subject`` keeps only the last N per subject.
-    ``max_age_s`` None keeps messages until acknowledged (work queue) or forever (limits).
     """
 
     name: str
@@ -58,6 +67,8 @@ class StreamSpec:
     retention: Retention
     duplicate_window_s: float
     max_age_s: float | None
+    max_bytes: int
+    discard: Discard
     owner: str
     description: str
     subject_transform: tuple[str, str] | None = None
@@ -70,8 +81,14 @@ class StreamSpec:
         _check_owner(self.name, self.owner)
         if self.duplicate_window_s <= 0:
             raise ValueError(f"{self.name}: duplicate window must be positive")
+        if self.max_age_s is None and self.max_msgs_per_subject is None:
+            raise ValueError(f"{self.name}: only a last-value stream may keep messages forever")
         if self.max_age_s is not None and self.max_age_s < self.duplicate_window_s:
             raise ValueError(f"{self.name}: max age shorter than the duplicate window")
+        if self.max_bytes < MiB:
+            raise ValueError(f"{self.name}: max_bytes must be at least 1 MiB")
+        if self.retention == "workqueue" and self.discard != "new":
+            raise ValueError(f"{self.name}: a work queue must refuse new messages when full")
         if self.max_msgs_per_subject is not None and self.max_msgs_per_subject < 1:
             raise ValueError(f"{self.name}: max_msgs_per_subject must be >= 1")
 
@@ -117,7 +134,9 @@ def events_stream(
     owner: str,
     description: str,
     *,
+    max_bytes: int,
     max_age_s: float | None = 30 * _DAY,
+    discard: Discard = "old",
     duplicate_window_s: float = 2 * _MINUTE,
     subject_transform: tuple[str, str] | None = None,
     max_msgs_per_subject: int | None = None,
@@ -129,6 +148,8 @@ def events_stream(
         retention="limits",
         duplicate_window_s=duplicate_window_s,
         max_age_s=max_age_s,
+        max_bytes=max_bytes,
+        discard=discard,
         owner=owner,
         description=description,
         subject_transform=subject_transform,
@@ -136,14 +157,23 @@ def events_stream(
     )
 
 
-def command_stream(context: str, owner: str, description: str) -> StreamSpec:
-    """A work-queue stream ``ZF_<CONTEXT>`` of commands to ``owner``."""
+def command_stream(
+    context: str,
+    owner: str,
+    description: str,
+    *,
+    max_bytes: int = 32 * MiB,
+    max_age_s: float = 30 * _DAY,
+) -> StreamSpec:
+    """A work-queue stream ``ZF_<CONTEXT>`` of commands to ``owner``; refuses new ones when full."""
     return StreamSpec(
         name=f"ZF_{context.upper()}",
         subjects=(context_filter(context),),
         retention="workqueue",
         duplicate_window_s=2 * _MINUTE,
-        max_age_s=None,
+        max_age_s=max_age_s,
+        max_bytes=max_bytes,
+        discard="new",
         owner=owner,
         description=description,
     )

@@ -16,6 +16,19 @@ Retention, chosen per stream:
 Ordering: ``send_requested`` and ``send_approved`` are stored with a partition token hashed from
 (tenant, channel) and consumed one partition per consumer; with one replica at a time on each
 partition (the owning service holds a lease), sends to a channel keep their requested order.
+
+Limits: every stream has a ``max_age_s`` and a ``max_bytes`` (see ``StreamSpec``). Event streams
+discard their **oldest** messages when full: they keep history that every consumer has normally
+read long before, and refusing new events would stop the whole system once history filled up.
+Work queues, ``ZF_CHANNELS`` (current channel settings) and ``ZF_DLQ`` refuse **new** messages
+when full: what they hold is unfinished work or the only copy of something, so the publisher gets
+an error and retries instead of something disappearing silently. The sizes here fit a laptop;
+production raises them per stream with ``ZF_STREAM_MAX_BYTES`` (``deploy/k8s/overlays/prod``).
+The table with the reasons is in ``deploy/README.md`` ("Retention").
+
+Durable consumers are declared only for handlers that read them: the dispatcher and realtime
+have none yet, nor does ingest for ``ZF_INGEST`` commands, which nothing publishes today. A
+work queue without a consumer keeps what is published to it until one exists.
 """
 
 from __future__ import annotations
@@ -25,12 +38,14 @@ from typing import Final
 from zapflow.contracts import subjects as s
 from zapflow.contracts.specs import SHARED as SHARED
 from zapflow.contracts.specs import ConsumerSpec as ConsumerSpec
-from zapflow.contracts.specs import StreamSpec as StreamSpec
 from zapflow.contracts.specs import (
+    GiB,
+    MiB,
     command_stream,
     events_stream,
     partitioned_consumers,
 )
+from zapflow.contracts.specs import StreamSpec as StreamSpec
 
 MINUTE: Final = 60.0
 DAY: Final = 86_400.0
@@ -41,20 +56,29 @@ ZF_INBOUND: Final = events_stream(
     "gateway",
     "Raw provider webhooks; kept a week so ingest can re-parse them after a fix.",
     max_age_s=7 * DAY,
+    max_bytes=1 * GiB,
 )
 ZF_MESSAGES: Final = events_stream(
-    "messages", "ingest", "Timeline: received, outbound recorded, status changed, edited, revoked."
+    "messages",
+    "ingest",
+    "Timeline: received, outbound recorded, status changed, edited, revoked.",
+    max_bytes=512 * MiB,
 )
-ZF_CONTACTS: Final = events_stream("contacts", "ingest", "Contacts created or changed.")
+ZF_CONTACTS: Final = events_stream(
+    "contacts", "ingest", "Contacts created or changed.", max_bytes=128 * MiB
+)
 ZF_CONVERSATIONS: Final = events_stream(
-    "conversations", "ingest", "Conversation assignment and status."
+    "conversations", "ingest", "Conversation assignment and status.", max_bytes=128 * MiB
 )
-ZF_CONSENT: Final = events_stream("consent", "compliance", "Opt-ins and opt-outs.")
+ZF_CONSENT: Final = events_stream(
+    "consent", "compliance", "Opt-ins and opt-outs.", max_bytes=64 * MiB
+)
 ZF_SENDING: Final = events_stream(
     "sending",
     "compliance",
     "Send requests (partitioned by channel), vetoes, deferrals and provider outcomes.",
     max_age_s=14 * DAY,
+    max_bytes=512 * MiB,
     duplicate_window_s=10 * MINUTE,
     subject_transform=s.partition_transform(s.SENDING_REQUESTED_V1),
 )
@@ -63,19 +87,29 @@ ZF_SENDER: Final = StreamSpec(
     subjects=(f"{s.SENDER_SEND_APPROVED_V1}.*.*",),
     retention="workqueue",
     duplicate_window_s=10 * MINUTE,
-    max_age_s=None,
+    # an approval is a decision taken at one moment (24 h window, quiet hours, caps): one that
+    # waited a week is stale, and a week without sending is an outage to be handled by hand
+    max_age_s=7 * DAY,
+    max_bytes=256 * MiB,
+    discard="new",
     owner="sender",
     subject_transform=s.partition_transform(s.SENDER_SEND_APPROVED_V1),
     description="Approved sends, partitioned by channel; the backlog drives sender autoscaling.",
 )
 ZF_CAMPAIGNS: Final = events_stream(
-    "campaigns", "dispatcher", "Campaign lifecycle, progress and recipient states."
+    "campaigns",
+    "dispatcher",
+    "Campaign lifecycle, progress and recipient states.",
+    max_bytes=256 * MiB,
 )
 ZF_CHANNELS: Final = events_stream(
     "channels",
     "gateway",
     "Channel settings: the last event per channel and kind, kept forever.",
     max_age_s=None,
+    max_bytes=16 * MiB,
+    # dropping the oldest would drop a channel whose settings did not change lately
+    discard="new",
     max_msgs_per_subject=1,
 )
 ZF_INGEST: Final = command_stream("ingest", "ingest", "Commands to ingest (conversations).")
@@ -84,7 +118,13 @@ ZF_COMPLIANCE: Final = command_stream(
 )
 ZF_DISPATCHER: Final = command_stream("dispatcher", "dispatcher", "Commands to the dispatcher.")
 ZF_DLQ: Final = events_stream(
-    "dlq", SHARED, "Dead letters of every service, kept a month for inspection and replay."
+    "dlq",
+    SHARED,
+    "Dead letters of every service, kept a month for inspection and replay.",
+    max_bytes=256 * MiB,
+    # the last record of what a consumer gave up on: a full DLQ refuses the next record (the
+    # consumer fails loudly, the message stays in its stream) rather than drop an older one
+    discard="new",
 )
 
 ALL_STREAMS: Final = (
@@ -127,14 +167,6 @@ INGEST_OUTBOUND: Final = ConsumerSpec(
     ),
     description="Record outbound messages in timelines and turn send outcomes into statuses.",
 )
-INGEST_COMMANDS: Final = ConsumerSpec(
-    durable="ingest-commands",
-    stream=ZF_INGEST.name,
-    owner="ingest",
-    filter_subjects=ZF_INGEST.subjects,
-    description="Execute conversation commands.",
-)
-
 COMPLIANCE_REQUESTS: Final = partitioned_consumers(
     "compliance-requests",
     ZF_SENDING,
@@ -172,35 +204,6 @@ COMPLIANCE_CAMPAIGNS: Final = ConsumerSpec(
     description="Veto requests of cancelled campaigns still in flight.",
 )
 
-DISPATCHER_COMMANDS: Final = ConsumerSpec(
-    durable="dispatcher-commands",
-    stream=ZF_DISPATCHER.name,
-    owner="dispatcher",
-    filter_subjects=ZF_DISPATCHER.subjects,
-    description="Execute campaign commands.",
-)
-DISPATCHER_STATUS: Final = ConsumerSpec(
-    durable="dispatcher-status",
-    stream=ZF_MESSAGES.name,
-    owner="dispatcher",
-    filter_subjects=(s.every(s.MESSAGES_STATUS_CHANGED_V1),),
-    description="Move campaign recipients through their states; update progress.",
-)
-DISPATCHER_CONTACTS: Final = ConsumerSpec(
-    durable="dispatcher-contacts",
-    stream=ZF_CONTACTS.name,
-    owner="dispatcher",
-    filter_subjects=(s.every(s.CONTACTS_UPDATED_V1),),
-    description="Keep the contact data audiences and segments are built from.",
-)
-DISPATCHER_CHANNELS: Final = ConsumerSpec(
-    durable="dispatcher-channels",
-    stream=ZF_CHANNELS.name,
-    owner="dispatcher",
-    filter_subjects=ZF_CHANNELS.subjects,
-    description="Know which channels campaigns may use.",
-)
-
 SENDER_APPROVED: Final = partitioned_consumers(
     "sender-approved",
     ZF_SENDER,
@@ -215,61 +218,15 @@ SENDER_APPROVED: Final = partitioned_consumers(
 # No durable on ZF_CHANNELS for the sender: every replica needs every channel's settings, so each
 # reads the stream with an ordered consumer of its own; a shared durable would split them.
 
-_REALTIME_SOURCES: Final = (ZF_MESSAGES, ZF_CONVERSATIONS, ZF_CONTACTS, ZF_CAMPAIGNS, ZF_CONSENT)
-
-REALTIME_EVENTS: Final = (
-    *(
-        ConsumerSpec(
-            durable="realtime-events",
-            stream=stream.name,
-            owner="realtime",
-            filter_subjects=stream.subjects,
-            deliver_policy="new",
-            ack_wait_s=10.0,
-            max_deliver=5,
-            description=f"Push {stream.name} events to the operator sessions allowed to see them.",
-        )
-        for stream in _REALTIME_SOURCES
-    ),
-    ConsumerSpec(
-        durable="realtime-events",
-        stream=ZF_SENDING.name,
-        owner="realtime",
-        filter_subjects=(s.every(s.SENDING_DEFERRED_V1),),
-        deliver_policy="new",
-        ack_wait_s=10.0,
-        max_deliver=5,
-        description="Show operators deferred sends.",
-    ),
-)
-REALTIME_WEBHOOKS: Final = tuple(
-    ConsumerSpec(
-        durable="realtime-webhooks",
-        stream=stream.name,
-        owner="realtime",
-        filter_subjects=stream.subjects,
-        deliver_policy="new",
-        description=f"Queue {stream.name} events for tenant webhooks (HMAC-signed, retried).",
-    )
-    for stream in _REALTIME_SOURCES
-)
-
 ALL_CONSUMERS: Final = (
     INGEST_RAW,
     INGEST_OUTBOUND,
-    INGEST_COMMANDS,
     *COMPLIANCE_REQUESTS,
     COMPLIANCE_INBOUND,
     COMPLIANCE_COMMANDS,
     COMPLIANCE_CHANNELS,
     COMPLIANCE_CAMPAIGNS,
-    DISPATCHER_COMMANDS,
-    DISPATCHER_STATUS,
-    DISPATCHER_CONTACTS,
-    DISPATCHER_CHANNELS,
     *SENDER_APPROVED,
-    *REALTIME_EVENTS,
-    *REALTIME_WEBHOOKS,
 )
 
 

@@ -2,6 +2,11 @@
 
 PostgreSQL refuses to run as root. When we are root, the server runs as an unprivileged OS user
 (``OsUser``): the data directory is chowned to it and every parent directory must let it through.
+A checkout under a mode-700 home or temporary directory does not: there ``place`` keeps the
+cluster under ``REACHABLE_ROOT`` instead and leaves a symlink at the requested path, so the data
+survives restarts and deleting the path (``make clean``) starts over. PostgreSQL binaries that
+user cannot reach (the ``pgserver`` wheel inside such a checkout's ``.venv``) are copied there
+once by ``reachable_bindir``.
 
 A data directory left by a killed server has a stale ``postmaster.pid`` (and, if only the
 postmaster died, backends that still hold its shared memory). ``clear_stale_lock`` makes it
@@ -11,12 +16,15 @@ startable again without ever touching a server that is legitimately running.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import pwd
+import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +38,8 @@ logger = logging.getLogger(__name__)
 PID_FILE = "postmaster.pid"
 LAUNCHER_FILE = "zapflow.launcher"  # "<postmaster pid> <launcher pid>"
 _DEFAULT_OS_USERS = ("postgres", "nobody")
+REACHABLE_ROOT = Path("/var/lib/zapflow/postgres")
+"""Where, as root, clusters and binaries go that the server's OS user could not reach."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +84,78 @@ def check_reachable(path: Path, user: OsUser, what: str) -> None:
                 f"postgres runs as {user.name!r} (it refuses root) and cannot reach the {what}: "
                 f"{parent} is not traversable by it (chmod o+x {parent}, or use another path)",
             )
+
+
+def is_reachable(path: Path, user: OsUser) -> bool:
+    """Whether ``user`` can pass through every existing parent directory of ``path``."""
+    return all(user.can_traverse(p) for p in path.parents if p.exists())
+
+
+def place(data_dir: Path, user: OsUser | None, root: Path = REACHABLE_ROOT) -> Path:
+    """The directory the cluster of ``data_dir`` lives in.
+
+    ``data_dir`` itself, unless we run as root and ``user`` cannot reach it: then a new directory
+    under ``root``, with ``data_dir`` made a symlink to it (a later start follows the link). An
+    unreachable ``data_dir`` that already holds files is refused (``DataDirError``) rather than
+    moved.
+    """
+    if user is None:
+        return data_dir
+    if data_dir.is_symlink():
+        target = data_dir.resolve()
+        target.mkdir(mode=0o700, parents=True, exist_ok=True)  # its data was deleted: start over
+        check_reachable(target, user, "data directory")
+        return target
+    if is_reachable(data_dir, user):
+        return data_dir
+    if data_dir.exists() and any(data_dir.iterdir()):
+        check_reachable(data_dir, user, "data directory")  # raises, naming the blocking parent
+    root.mkdir(parents=True, exist_ok=True)
+    check_reachable(root / "cluster", user, "directory for clusters it can reach")
+    if not user.can_traverse(root):
+        raise DataDirError(root, f"not traversable by {user.name!r} (chmod o+x {root})")
+    target = Path(tempfile.mkdtemp(prefix=f"{data_dir.parent.name}-{data_dir.name}-", dir=root))
+    with contextlib.suppress(FileNotFoundError):
+        data_dir.rmdir()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    data_dir.symlink_to(target, target_is_directory=True)
+    logger.warning(
+        "postgres runs as %s, which cannot reach %s: its data is in %s (linked from there)",
+        user.name,
+        data_dir,
+        target,
+    )
+    return target
+
+
+def reachable_bindir(bindir: Path, user: OsUser | None, root: Path = REACHABLE_ROOT) -> Path:
+    """``bindir``, or a copy ``user`` can reach of the ``pgserver`` wheel's installation.
+
+    The wheel's binaries find their libraries relative to themselves (``pginstall/lib`` and
+    ``../../../pgserver.libs``), so both are copied with that layout, once per source path.
+    """
+    if user is None or is_reachable(bindir / "postgres", user):
+        return bindir
+    pginstall = bindir.parent
+    wheel_libs = pginstall.parent.parent / "pgserver.libs"
+    if (pginstall.name, pginstall.parent.name) != ("pginstall", "pgserver"):
+        check_reachable(bindir / "postgres", user, "postgres binaries")  # raises
+    key = hashlib.sha256(str(bindir.resolve()).encode()).hexdigest()[:12]
+    copy = root / f"pgserver-{key}"
+    if not (copy / "pgserver" / "pginstall" / "bin" / "postgres").is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".pgserver-", dir=root))
+        shutil.copytree(pginstall, staging / "pgserver" / "pginstall", symlinks=True)
+        if wheel_libs.is_dir():
+            shutil.copytree(wheel_libs, staging / "pgserver.libs", symlinks=True)
+        staging.chmod(0o755)
+        shutil.rmtree(copy, ignore_errors=True)
+        staging.rename(copy)
+        logger.warning(
+            "copied postgres binaries %s to %s, where %s can run them", bindir, copy, user.name
+        )
+    check_reachable(copy / "pgserver" / "pginstall" / "bin" / "postgres", user, "postgres binaries")
+    return copy / "pgserver" / "pginstall" / "bin"
 
 
 def chown_tree(path: Path, user: OsUser) -> None:

@@ -51,7 +51,10 @@ class PostgresServer:
     """One PostgreSQL cluster in ``data_dir``, served on ``host:port`` (``port=0``: a free port).
 
     ``bindir`` defaults to ``find_postgres_bindir()``. When running as root, the server runs as
-    ``os_user`` (default ``postgres``, else ``nobody``) and the data directory is chowned to it.
+    ``os_user`` (default ``postgres``, else ``nobody``) and the data directory is chowned to it;
+    a ``data_dir`` that user cannot reach becomes a symlink to a directory under
+    ``reachable_root`` (default ``/var/lib/zapflow/postgres``) holding the cluster, and binaries
+    it cannot reach are copied there. ``cluster_dir`` is where the cluster really is.
     ``settings`` are extra ``-c name=value`` server settings; ``log_file`` defaults to
     ``<data_dir>/zapflow-postgres.log``.
     """
@@ -70,8 +73,13 @@ class PostgresServer:
         log_file: StrPath | None = None,
         startup_timeout: float = 30.0,
         stop_timeout: float = 10.0,
+        reachable_root: StrPath | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).absolute()
+        self.cluster_dir = self.data_dir
+        self.reachable_root = (
+            Path(reachable_root) if reachable_root is not None else datadir.REACHABLE_ROOT
+        )
         self.port = port or free_port(host)
         self.fast = fast
         self.superuser = superuser
@@ -126,8 +134,10 @@ class PostgresServer:
         if self.is_running:
             return self
         user = datadir.OsUser.for_root(self.os_user)
+        self._bindir = datadir.reachable_bindir(self.bindir, user, self.reachable_root)
+        self.cluster_dir = datadir.place(self.data_dir, user, self.reachable_root)
         self._prepare_data_dir(user)
-        datadir.clear_stale_lock(self.data_dir, self.stop_timeout)
+        datadir.clear_stale_lock(self.cluster_dir, self.stop_timeout)
         try:
             proc = self._launch(user)
             self._wait_ready(proc, time.monotonic() + self.startup_timeout)
@@ -142,7 +152,7 @@ class PostgresServer:
         if self._proc is not None:
             stop_process(self._proc, [(signal.SIGINT, self.stop_timeout), (signal.SIGQUIT, 5.0)])
             self._proc = None
-            datadir.forget_launch(self.data_dir)
+            datadir.forget_launch(self.cluster_dir)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -172,21 +182,22 @@ class PostgresServer:
     # -- internals ---------------------------------------------------------------------------
 
     def _prepare_data_dir(self, user: datadir.OsUser | None) -> None:
+        cluster = self.cluster_dir
         if user is not None:
             datadir.check_reachable(self.bindir / "postgres", user, "postgres binaries")
-        if not datadir.is_initialised(self.data_dir):
-            datadir.initdb(self.data_dir, self.bindir, self.superuser, user, no_sync=self.fast)
+        if not datadir.is_initialised(cluster):
+            datadir.initdb(cluster, self.bindir, self.superuser, user, no_sync=self.fast)
             return
-        datadir.check_version(self.data_dir, self.bindir)
+        datadir.check_version(cluster, self.bindir)
         if user is not None:
-            datadir.check_reachable(self.data_dir, user, "data directory")
-            if self.data_dir.stat().st_uid != user.uid:
-                datadir.chown_tree(self.data_dir, user)
+            datadir.check_reachable(cluster, user, "data directory")
+            if cluster.stat().st_uid != user.uid:
+                datadir.chown_tree(cluster, user)
 
     def _launch(self, user: datadir.OsUser | None) -> subprocess.Popen[bytes]:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_file.open("ab")
-        args = [str(self.bindir / "postgres"), "-D", str(self.data_dir)]
+        args = [str(self.bindir / "postgres"), "-D", str(self.cluster_dir)]
         for name, value in self._server_settings().items():
             args += ["-c", f"{name}={value}"]
         logger.debug("starting postgres: %s", args)
@@ -195,13 +206,13 @@ class PostgresServer:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            cwd=self.data_dir,
+            cwd=self.cluster_dir,
             user=user.uid if user else None,
             group=user.gid if user else None,
             extra_groups=[] if user else None,
             start_new_session=True,
         )
-        datadir.record_launch(self.data_dir, proc.pid)
+        datadir.record_launch(self.cluster_dir, proc.pid)
         return proc
 
     def _server_settings(self) -> dict[str, str]:
@@ -220,7 +231,7 @@ class PostgresServer:
             code = proc.poll()
             if code is not None:
                 self._fail(f"postgres exited with code {code}")
-            lines = datadir.read_pid_file(self.data_dir)
+            lines = datadir.read_pid_file(self.cluster_dir)
             if (
                 len(lines) >= 8
                 and lines[0].strip() == str(proc.pid)

@@ -10,31 +10,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import logging
 import ssl
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nats
 from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
+    DiscardPolicy,
     PubAck,
     RetentionPolicy,
     StorageType,
     StreamConfig,
     SubjectTransform,
 )
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from zapflow.contracts import headers as h
 from zapflow.contracts.access import ADMIN, inbox_prefix, may_update
 from zapflow.contracts.envelope import Event
-from zapflow.contracts.streams import ConsumerSpec, StreamSpec
+from zapflow.contracts.streams import ALL_STREAMS, ConsumerSpec, StreamSpec
 from zapflow.runtime import metrics, natsauth, telemetry
 
 logger = logging.getLogger(__name__)
@@ -44,6 +50,12 @@ _RETENTION = {
     "workqueue": RetentionPolicy.WORK_QUEUE,
     "interest": RetentionPolicy.INTEREST,
 }
+
+
+def server_urls(url: str) -> list[str]:
+    """``NATS_URL`` as a server list: one URL, or several comma-separated (the nodes of a
+    cluster, ``nats://a:4222,nats://b:4222``); nats-py takes a list, not the joined form."""
+    return [part.strip() for part in url.split(",") if part.strip()]
 
 
 class IdentityRefusedError(ConnectionError):
@@ -65,8 +77,9 @@ async def connect(
 ) -> NATS:
     """Connect as ``identity`` (its NKey ``seed``; anonymous when None, for servers without
     authorization) with its own reply inbox, reconnecting forever by default: a service keeps
-    running through NATS restarts and waits for a server that is not up yet. A server that
-    refuses the identity on the first connection is a configuration error:
+    running through NATS restarts and waits for a server that is not up yet. ``url`` may name
+    several servers (:func:`server_urls`): the client moves to another when one goes away. A
+    server that refuses the identity on the first connection is a configuration error:
     :class:`IdentityRefusedError` at once instead of retrying forever. ``tls_ca_file``
     verifies a ``tls://`` server against a private CA.
     """
@@ -84,7 +97,7 @@ async def connect(
     tls = ssl.create_default_context(cafile=str(tls_ca_file)) if tls_ca_file else None
     connecting = asyncio.ensure_future(
         nats.connect(
-            url,
+            server_urls(url),
             name=name,
             max_reconnect_attempts=max_reconnect_attempts,
             reconnect_time_wait=0.5,
@@ -113,6 +126,39 @@ async def connect_tooling(url: str, name: str, **kwargs: Any) -> NATS:
     return await connect(url, name, identity=ADMIN, seed=natsauth.admin_seed(), **kwargs)
 
 
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    """How this deployment stores the declared streams: replicas, and per-stream size and age.
+
+    Every service that declares a stream must be given the same limits (they are shared
+    settings, ``ZF_STREAM_*``), or each start-up would update the stream to its own values.
+    ``max_bytes`` / ``max_age_s`` map stream names to values that replace the declaration's.
+    """
+
+    replicas: int = 1
+    max_bytes: Mapping[str, int] = field(default_factory=dict)
+    max_age_s: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.replicas <= 5:
+            raise ValueError("stream replicas must be between 1 and 5")
+        known = {spec.name for spec in ALL_STREAMS}
+        for what, names in (("max_bytes", self.max_bytes), ("max_age", self.max_age_s)):
+            unknown = sorted(set(names) - known)
+            if unknown:
+                raise ValueError(f"{what} for unknown streams {unknown}; known: {sorted(known)}")
+        for spec in ALL_STREAMS:
+            self.apply(spec)  # a size or age the declaration would refuse fails here
+
+    def apply(self, spec: StreamSpec) -> StreamSpec:
+        """``spec`` with this deployment's size and age (validated like the declaration)."""
+        return dataclasses.replace(
+            spec,
+            max_bytes=self.max_bytes.get(spec.name, spec.max_bytes),
+            max_age_s=self.max_age_s.get(spec.name, spec.max_age_s),
+        )
+
+
 def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
     return StreamConfig(
         name=spec.name,
@@ -122,6 +168,8 @@ def stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
         num_replicas=replicas,
         duplicate_window=spec.duplicate_window_s,
         max_age=spec.max_age_s or 0,
+        max_bytes=spec.max_bytes,
+        discard=DiscardPolicy.NEW if spec.discard == "new" else DiscardPolicy.OLD,
         description=spec.description,
         max_msgs_per_subject=spec.max_msgs_per_subject or -1,
         subject_transform=(
@@ -154,23 +202,52 @@ async def declare(
     streams: Iterable[StreamSpec],
     consumers: Iterable[ConsumerSpec] = (),
     *,
-    replicas: int = 1,
+    limits: StreamLimits | None = None,
+    attempts: int = 8,
     service: str | None = None,
 ) -> None:
     """Create each missing stream, update those ``service`` owns (all of them when None), then
-    create or update each durable pull consumer. Safe to run concurrently."""
+    create or update each durable pull consumer. Safe to run concurrently.
+
+    Consumers are created with the replicas of their stream (the server's default for durables).
+    On a cluster, creating a replicated stream waits for its raft group, and the JetStream API
+    answers 503 or not at all while a leader is being elected: each step is retried (up to
+    ``attempts`` times, backing off) before start-up gives up.
+    """
+    limits = limits or StreamLimits()
     for spec in streams:
-        config = stream_config(spec, replicas)
-        try:
-            await js.stream_info(spec.name)
-        except NotFoundError:
-            await js.add_stream(config)
-            logger.info("created stream %s", spec.name)
-        else:
-            if service is None or may_update(service, spec):
-                await js.update_stream(config)
+        config = stream_config(limits.apply(spec), limits.replicas)
+        update = service is None or may_update(service, spec)
+        await _retrying(functools.partial(_ensure_stream, js, config, update), attempts)
     for cspec in consumers:
-        await js.add_consumer(cspec.stream, consumer_config(cspec))
+        add = functools.partial(js.add_consumer, cspec.stream, consumer_config(cspec))
+        await _retrying(add, attempts)
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig, update: bool) -> None:
+    try:
+        await js.stream_info(str(config.name))
+    except NotFoundError:
+        await js.add_stream(config)
+        logger.info("created stream %s", config.name)
+    else:
+        if update:  # only the owner changes a stream's configuration
+            await js.update_stream(config)
+
+
+async def _retrying(step: Callable[[], Awaitable[object]], attempts: int) -> None:
+    for attempt in range(1, attempts + 1):
+        try:
+            await step()
+            return
+        except (NatsTimeoutError, ServiceUnavailableError, NoRespondersError) as exc:
+            if attempt == attempts:
+                raise
+            logger.warning(
+                "jetstream not answering, will retry",
+                extra={"attempt": attempt, "error": type(exc).__name__},
+            )
+            await asyncio.sleep(min(5.0, 0.5 * attempt))
 
 
 def publish_headers(event: Event, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from opentelemetry.trace import SpanKind
@@ -67,6 +68,15 @@ class Consumer:
                 try:
                     msgs = await sub.fetch(self._batch, timeout=self._fetch_timeout)
                 except (NatsTimeoutError, TimeoutError):
+                    continue
+                except NatsError as exc:  # e.g. 503 while the consumer elects a new leader
+                    if stop.is_set():
+                        break
+                    logger.warning(
+                        "fetch failed, will retry",
+                        extra={"consumer": self.spec.durable, "error": type(exc).__name__},
+                    )
+                    await asyncio.sleep(random.uniform(0.5, 1.0))
                     continue
                 for i, msg in enumerate(msgs):
                     if stop.is_set():

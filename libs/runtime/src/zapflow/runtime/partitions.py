@@ -16,6 +16,8 @@ to a live replica within seconds when its owner dies. Every replica of a group r
   partition's work first and deletes the lease after, so two owners never overlap in time.
 
 With the defaults (ttl 6 s, renew 1.5 s) a dead replica's partitions are taken over in < 8 s.
+The bucket takes the streams' replicas (``ZF_STREAM_REPLICAS``): on a NATS cluster, an R1 bucket
+would stop every partition of every group while its one server is down.
 """
 
 from __future__ import annotations
@@ -45,20 +47,39 @@ BUCKET = "zf_leases"
 Callback = Callable[[int], Awaitable[None]]
 
 
-async def lease_bucket(js: JetStreamContext, ttl_s: float) -> KeyValue:
+BUCKET_MAX_BYTES = 16 * 1024 * 1024
+"""Leases and heartbeats: a few hundred small keys. Writes past this size are refused."""
+
+
+async def lease_bucket(js: JetStreamContext, ttl_s: float, replicas: int = 1) -> KeyValue:
+    """The lease bucket, created with ``replicas`` (or moved to them: the stream is updated),
+    bounded in size, read with direct gets."""
     try:
-        return await js.key_value(BUCKET)
+        kv = await js.key_value(BUCKET)
     except BucketNotFoundError:
         return await js.create_key_value(
             KeyValueConfig(
                 bucket=BUCKET,
                 history=1,
                 ttl=ttl_s,
+                max_bytes=BUCKET_MAX_BYTES,
                 storage=StorageType.FILE,
+                replicas=replicas,
                 description="Partition leases and replica heartbeats.",
                 direct=True,
             )
         )
+    info = await js.stream_info(f"KV_{BUCKET}")
+    config = info.config
+    stale = (config.num_replicas, config.max_bytes, config.allow_direct)
+    if stale != (replicas, BUCKET_MAX_BYTES, True):
+        config.num_replicas = replicas
+        config.max_bytes = BUCKET_MAX_BYTES
+        config.allow_direct = True  # keys are read with direct gets (what identities may do)
+        await js.update_stream(config)
+        logger.info("lease bucket updated", extra={"replicas": replicas})
+        kv = await js.key_value(BUCKET)
+    return kv
 
 
 class PartitionLeases:
@@ -73,8 +94,10 @@ class PartitionLeases:
         ttl_s: float = 6.0,
         renew_s: float = 1.5,
         replica_id: str | None = None,
+        replicas: int = 1,
     ) -> None:
         self.group = group
+        self.replicas = replicas
         self.partitions = partitions
         self.replica_id = replica_id or uuid.uuid4().hex[:12]
         self.ttl_s = ttl_s
@@ -89,7 +112,7 @@ class PartitionLeases:
 
     async def run(self, stop: asyncio.Event, on_acquired: Callback, on_released: Callback) -> None:
         """Balance ownership until ``stop`` is set, then release everything this replica holds."""
-        self._kv = await lease_bucket(self._js, self.ttl_s)
+        self._kv = await lease_bucket(self._js, self.ttl_s, self.replicas)
         try:
             while not stop.is_set():
                 try:

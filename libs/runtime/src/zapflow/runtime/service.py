@@ -2,9 +2,11 @@
 
 Start-up order: NATS connection → the service's streams and consumers declared → its schema
 migrated → database pool → the service's ``setup`` hook (registers consumers, HTTP routes and
-resources) → HTTP server → consumers. SIGTERM/SIGINT stop the consumers first (the message in hand
-finishes and is acked; fetched-but-unstarted ones are nak'ed for immediate redelivery), then the
-HTTP server, then the service's resources, then NATS is drained and the pool closed.
+resources) → every declared durable consumer must have a reader (else start-up fails: it would
+only build backlog) → HTTP server → consumers. SIGTERM/SIGINT stop the consumers first (the
+message in hand finishes and is acked; fetched-but-unstarted ones are nak'ed for immediate
+redelivery), then the HTTP server, then the service's resources, then NATS is drained and the
+pool closed.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class Service:
         self._setup = setup
         self._db_session_state = db_session_state
         self._consumers: list[Consumer] = []
+        self._read: set[tuple[str, str]] = set()  # (stream, durable) a handler reads
         self._runners: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = []
         self._partition_tasks: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -117,8 +120,16 @@ class Service:
         """Ask the query ``spec`` as this service (see ``zapflow.runtime.rpc.ask``)."""
         return await rpc.ask(self.nc, spec, request, caller=self.name, timeout_s=timeout_s)
 
+    def reads(self, specs: Sequence[ConsumerSpec]) -> None:
+        """Record that this service reads ``specs`` with a loop of its own (not ``consume``).
+
+        Start-up fails when a declared consumer is read by nothing: it would only build backlog.
+        """
+        self._read.update((spec.stream, spec.durable) for spec in specs)
+
     def consume(self, spec: ConsumerSpec, handler: Handler, *, batch: int = 64) -> None:
         """Run ``handler`` for every message of the durable consumer ``spec`` once started."""
+        self.reads([spec])
         self._consumers.append(
             Consumer(
                 self.js, spec, handler, dead_letter=dlq.DeadLetters(self.js, self.name), batch=batch
@@ -144,7 +155,15 @@ class Service:
         if sorted(by_partition) != list(range(len(specs))):
             raise ValueError("partitioned consumers must be numbered 0..N-1")
         group = specs[0].durable.rsplit("-p", 1)[0]
-        leases = PartitionLeases(self.js, group, len(specs), ttl_s=ttl_s, renew_s=renew_s)
+        leases = PartitionLeases(
+            self.js,
+            group,
+            len(specs),
+            ttl_s=ttl_s,
+            renew_s=renew_s,
+            replicas=self.settings.stream_replicas,
+        )
+        self.reads(specs)
         running: dict[int, tuple[asyncio.Event, asyncio.Task[None]]] = {}
         dead_letter = dlq.DeadLetters(self.js, self.name)
 
@@ -187,7 +206,7 @@ class Service:
             self._js,
             self.streams,
             self.consumer_specs,
-            replicas=s.stream_replicas,
+            limits=s.stream_limits(),
             service=self.name,
         )
         dsn = s.database_url.get_secret_value()
@@ -202,6 +221,11 @@ class Service:
             )
         if self._setup is not None:
             await self._setup(self)
+        try:
+            self._check_every_consumer_is_read()
+        except RuntimeError:
+            await self.stop()
+            raise
         self.routes.extend(health.health_routes(self.name, self.readiness_checks()))
         self._server = build_server(self.routes, s.http_host, s.http_port, self.app)
         self._tasks.append(asyncio.create_task(self._server.serve(), name=f"{self.name}-http"))
@@ -253,6 +277,13 @@ class Service:
         waiter.cancel()
         if crashed:
             raise RuntimeError(f"{crashed[0].get_name()} crashed") from crashed[0].exception()
+
+    def _check_every_consumer_is_read(self) -> None:
+        unread = [c.durable for c in self.consumer_specs if (c.stream, c.durable) not in self._read]
+        if unread:
+            raise RuntimeError(
+                f"{self.name} declares durable consumers no handler reads: {', '.join(unread)}"
+            )
 
     def readiness_checks(self) -> dict[str, health.Check]:
         async def nats_ok() -> bool:

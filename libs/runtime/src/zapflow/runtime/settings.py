@@ -14,17 +14,23 @@ Two more unprefixed settings describe the deployment rather than one service:
   payload-chosen URLs may reach although their address class is refused (loopback, private…).
   Empty by default; ``zapflow up`` and the test harness set loopback
   (:data:`~zapflow.runtime.egress.LOOPBACK_ALLOWANCE`).
+
+How streams are stored (``ZF_STREAM_REPLICAS``, ``ZF_STREAM_MAX_BYTES``, ``ZF_STREAM_MAX_AGE``)
+is shared too, never per service: several services declare the same stream, and each start-up
+would otherwise update it to its own values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import ByteSize, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from zapflow.runtime.broker import StreamLimits
 from zapflow.runtime.egress import LOOPBACK_ALLOWANCE, EgressPolicy
 
 LOCAL_NATS_URL = "nats://127.0.0.1:14222"
@@ -76,7 +82,18 @@ class BaseServiceSettings(BaseSettings):
         default=1,
         ge=1,
         le=5,
-        description="Replicas of the streams this service declares (3 in a cluster).",
+        validation_alias="ZF_STREAM_REPLICAS",
+        description="Replicas of every stream and KV bucket (3 on a 3-node NATS cluster).",
+    )
+    stream_max_bytes: dict[str, ByteSize] = Field(
+        default_factory=dict,
+        validation_alias="ZF_STREAM_MAX_BYTES",
+        description='Per-stream size instead of the declared one, JSON: {"ZF_INBOUND": "4GiB"}.',
+    )
+    stream_max_age: dict[str, timedelta] = Field(
+        default_factory=dict,
+        validation_alias="ZF_STREAM_MAX_AGE",
+        description='Per-stream age instead of the declared one, JSON: {"ZF_INBOUND": "P14D"}.',
     )
     shutdown_grace_s: float = 10.0
     environment: Literal["development", "production"] = Field(
@@ -112,3 +129,16 @@ class BaseServiceSettings(BaseSettings):
         if self.nats_nkey_seed_file is not None:
             return self.nats_nkey_seed_file.read_text().strip()
         return None
+
+    @model_validator(mode="after")
+    def _known_streams(self) -> BaseServiceSettings:
+        self.stream_limits()  # fails at start on a stream name no declaration has
+        return self
+
+    def stream_limits(self) -> StreamLimits:
+        """The stream settings as the broker applies them (unknown stream names are refused)."""
+        return StreamLimits(
+            replicas=self.stream_replicas,
+            max_bytes={name: int(size) for name, size in self.stream_max_bytes.items()},
+            max_age_s={name: age.total_seconds() for name, age in self.stream_max_age.items()},
+        )

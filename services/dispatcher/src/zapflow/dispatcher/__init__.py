@@ -1,3 +1,5 @@
-"""Zapflow dispatcher.
+"""Zapflow dispatcher (planned): will own campaigns, expanding audiences into send requests.
 
-Owns campaigns: audience expansion into send requests, scheduling, pause/resume/cancel."""
+Today it starts, owns its schema and the campaign streams, and declares no consumer: nothing here
+reads events yet.
+"""

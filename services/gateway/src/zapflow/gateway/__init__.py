@@ -1,1 +1,1 @@
-"""Zapflow gateway: HTTP edge: REST API, provider webhooks, operator WebSocket and console."""
+"""Zapflow gateway: the HTTP edge: REST API and provider webhooks (operator WebSocket planned)."""

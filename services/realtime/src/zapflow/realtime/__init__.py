@@ -1,1 +1,4 @@
-"""Zapflow realtime: bridges events to operator WebSockets and to tenants' signed webhooks."""
+"""Zapflow realtime (planned): will bridge events to operator WebSockets and tenant webhooks.
+
+Today it starts and owns its schema, and declares no consumer: nothing here reads events yet.
+"""

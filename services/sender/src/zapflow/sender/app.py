@@ -131,7 +131,9 @@ async def _setup(svc: Service, s: Settings, overrides: Overrides) -> None:
         ttl_s=s.lease_ttl_s,
         renew_s=s.lease_renew_s,
         grace_s=s.shutdown_grace_s,
+        replicas=s.stream_replicas,
     )
+    svc.reads(SENDER_APPROVED)  # the runner's partition workers fetch from them
     task = asyncio.create_task(runner.run(svc.stopping), name="sender-partitions")
     task.add_done_callback(_report_crash)
 

@@ -35,12 +35,15 @@ class PartitionRunner:
         ttl_s: float = 6.0,
         renew_s: float = 1.5,
         grace_s: float = 10.0,
+        replicas: int = 1,
     ) -> None:
         self._specs = {spec.partition: spec for spec in specs if spec.partition is not None}
         if sorted(self._specs) != list(range(len(specs))):
             raise ValueError("partitioned consumers must be numbered 0..N-1")
         group = specs[0].durable.rsplit("-p", 1)[0]
-        self.leases = PartitionLeases(js, group, len(specs), ttl_s=ttl_s, renew_s=renew_s)
+        self.leases = PartitionLeases(
+            js, group, len(specs), ttl_s=ttl_s, renew_s=renew_s, replicas=replicas
+        )
         self._make_worker = make_worker
         self._grace_s = grace_s
         self.workers: dict[int, PartitionWorker] = {}

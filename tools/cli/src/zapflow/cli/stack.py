@@ -66,7 +66,10 @@ def embedded_servers(home: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
             stack.enter_context(pg)
             pg.create_database(topology.LOCAL_DB)
             db_url = pg.dsn(topology.LOCAL_DB)
-            say(f"postgresql ready at {db_url} (data in {home / 'pg'})")
+            where = str(home / "pg")
+            if pg.cluster_dir != home / "pg":  # as root, where the postgres user can reach it
+                where = f"{pg.cluster_dir}, linked from {where}"
+            say(f"postgresql ready at {db_url} (data in {where})")
         yield nats_url, db_url, identity_env
 
 
