@@ -43,6 +43,7 @@ from zapflow.providers._wire import (
 )
 from zapflow.providers.base import ParsedWebhook
 from zapflow.providers.errors import WebhookPayloadError
+from zapflow.providers.identity import receiving_identities
 from zapflow.providers.phones import is_group, is_lid, normalize_phone, party, same_phone
 
 PROVIDER: Final = "evolution"
@@ -70,7 +71,7 @@ def parse(body: bytes, *, channel_phone: str | None, clock: Clock) -> ParsedWebh
     data = decode_json(body, provider=PROVIDER)
     if not isinstance(data, dict) or not isinstance(data.get("event"), str) or "data" not in data:
         raise WebhookPayloadError("not an Evolution event envelope", provider=PROVIDER)
-    out = ParsedWebhook()
+    out = ParsedWebhook(receiving=list(receiving_identities(PROVIDER, data)))
     event = event_name(data["event"])
     owner = nonempty(data.get("sender"))
     if channel_phone and normalize_phone(owner) and not same_phone(owner, channel_phone):

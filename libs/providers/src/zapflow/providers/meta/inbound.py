@@ -51,6 +51,7 @@ from zapflow.providers._wire import (
 )
 from zapflow.providers.base import ParsedWebhook
 from zapflow.providers.errors import WebhookPayloadError
+from zapflow.providers.identity import receiving_identities
 from zapflow.providers.phones import party, same_phone
 
 PROVIDER: Final = "meta"
@@ -79,7 +80,7 @@ def parse(body: bytes, *, channel_phone: str | None, clock: Clock) -> ParsedWebh
         raise WebhookPayloadError("not a whatsapp_business_account envelope", provider=PROVIDER)
     if not isinstance(data.get("entry"), list):
         raise WebhookPayloadError("envelope without entry list", provider=PROVIDER)
-    out = ParsedWebhook()
+    out = ParsedWebhook(receiving=list(receiving_identities(PROVIDER, data)))
     for entry in objs(data["entry"]):
         for change in objs(entry.get("changes")):
             _change(change, out, channel_phone, clock)

@@ -48,6 +48,7 @@ from zapflow.providers._wire import (
 )
 from zapflow.providers.base import ParsedWebhook
 from zapflow.providers.errors import WebhookPayloadError
+from zapflow.providers.identity import receiving_identities
 from zapflow.providers.phones import GROUP_SERVER, is_group, party, split_jid
 
 PROVIDER: Final = "wuzapi"
@@ -107,7 +108,7 @@ def parse(body: bytes, content_type: str, *, clock: Clock) -> ParsedWebhook:
     kind = data.get("type")
     if not isinstance(kind, str):
         raise WebhookPayloadError("not a WuzAPI event map", provider=PROVIDER)
-    out = ParsedWebhook()
+    out = ParsedWebhook(receiving=list(receiving_identities(PROVIDER, data)))
     handler = _HANDLERS.get(kind)
     if handler is None:
         out.ignored.append(kind if len(kind) <= 64 else "unknown event")
