@@ -35,7 +35,6 @@ from zapflow.contracts.model import (
 )
 from zapflow.providers import _http
 from zapflow.providers._wire import JsonDict
-from zapflow.providers.identity import ReceivingIdentity
 from zapflow.providers.content import (
     InteractiveContent,
     ListRow,
@@ -52,6 +51,7 @@ from zapflow.providers.errors import (
     UnexpectedResponseError,
     WebhookAuthError,
 )
+from zapflow.providers.identity import ReceivingIdentity
 
 __all__ = [
     "ChannelConfig",
