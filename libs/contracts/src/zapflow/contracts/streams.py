@@ -25,6 +25,7 @@ from typing import Final
 from zapflow.contracts import subjects as s
 from zapflow.contracts.specs import SHARED as SHARED
 from zapflow.contracts.specs import ConsumerSpec as ConsumerSpec
+from zapflow.contracts.specs import ObjectStoreSpec as ObjectStoreSpec
 from zapflow.contracts.specs import StreamSpec as StreamSpec
 from zapflow.contracts.specs import (
     command_stream,
@@ -41,6 +42,16 @@ ZF_INBOUND: Final = events_stream(
     "gateway",
     "Raw provider webhooks; kept a week so ingest can re-parse them after a fix.",
     max_age_s=7 * DAY,
+)
+INBOUND_BODIES: Final = ObjectStoreSpec(
+    bucket="zf_inbound_bodies",
+    # a day longer than ZF_INBOUND keeps its events (7 days): a body never expires before its
+    # event, so ingest can re-parse any stored webhook (a test holds the two together)
+    max_age_s=8 * DAY,
+    owner="gateway",
+    readers=("ingest",),
+    description="Webhook bodies too large to travel inline in ZF_INBOUND events (claim check): "
+    "one object per WebhookReceived.body_ref, written by the gateway before the event.",
 )
 ZF_MESSAGES: Final = events_stream(
     "messages", "ingest", "Timeline: received, outbound recorded, status changed, edited, revoked."

@@ -1,4 +1,17 @@
-"""The HTTP edge: the loopback guard, transport-error translation and HTTP-status fallbacks."""
+"""The HTTP edge: the vendor-call kill switch, transport-error translation, HTTP-status fallbacks.
+
+Two checks stand between an adapter and the network, and both must pass:
+
+* **the kill switch** (here): unless ``ZF_ALLOW_PROVIDER_REQUESTS`` is set, a URL whose host is
+  not loopback (``localhost``, ``127.x``, ``::1``) is refused before anything is sent, so tests
+  and local runs never reach a real vendor;
+* **the egress guard** (``zapflow.runtime.egress``, in the client the caller passes): the host
+  is resolved and every address checked when a connection opens; loopback, private, link-local,
+  metadata… are refused unless ``ZF_EGRESS_ALLOW`` names them. The guard raises a
+  ``PermanentError`` (code ``egress_refused``), translated here to :class:`RequestNotAllowedError`.
+
+Locally: switch unset, allowance loopback. In production: switch set, allowance empty.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +23,7 @@ from typing import Any, Final
 
 import httpx
 
+from zapflow.contracts.errors import PermanentError
 from zapflow.providers.errors import (
     AuthenticationError,
     ChannelConfigError,
@@ -76,6 +90,8 @@ async def perform(
         raise ProviderUnavailableError(
             f"{provider} unreachable: {type(exc).__name__}", provider=provider
         ) from exc
+    except PermanentError as exc:  # the egress guard refused the address
+        raise RequestNotAllowedError(str(exc), provider=provider, code=exc.code) from exc
 
 
 def response_json(body: bytes) -> Any:

@@ -17,7 +17,8 @@ The tree, caught by level (like httpx's ``_exceptions.py``)::
         ├── InvalidRequestError        the provider rejected the request as malformed (HTTP 4xx)
         ├── UnsupportedContentError    the adapter cannot express this content for this provider
         ├── ChannelConfigError         missing credential, bad base URL, unknown instance
-        │   └── RequestNotAllowedError non-loopback URL, ``ZF_ALLOW_PROVIDER_REQUESTS`` unset
+        │   └── RequestNotAllowedError non-loopback URL, ``ZF_ALLOW_PROVIDER_REQUESTS`` unset, or
+        │                              an address the egress guard refuses (``egress_refused``)
         ├── UnexpectedResponseError    a 2xx answer without the fields we need (the message may have
         │                              gone out: do not retry blindly)
         └── WebhookError               an inbound webhook we refuse (ingest dead-letters it)
@@ -114,7 +115,8 @@ class ChannelConfigError(PermanentError):
 
 
 class RequestNotAllowedError(ChannelConfigError):
-    """A request to a non-loopback host while ``ZF_ALLOW_PROVIDER_REQUESTS`` is unset."""
+    """A request to a non-loopback host while ``ZF_ALLOW_PROVIDER_REQUESTS`` is unset, or to an
+    address the egress guard refuses (code ``egress_refused``)."""
 
 
 class UnexpectedResponseError(PermanentError):
