@@ -32,6 +32,11 @@ class TokenBucket:
         self._tokens = float(burst)
         self._last = clock()
 
+    def wait(self) -> float:
+        """0.0 if a token is available now (none is taken), else the seconds until one is."""
+        tokens = min(self.burst, self._tokens + (self._clock() - self._last) * self.rate)
+        return 0.0 if tokens >= _ONE else (1.0 - tokens) / self.rate
+
     def take(self) -> float:
         """0.0 if a token was taken, else the seconds until one will be available."""
         now = self._clock()
@@ -65,3 +70,45 @@ class FloodGuard:
     def forget(self, key: str) -> None:
         """Drop a key's bucket (its channel was disabled or removed)."""
         self._buckets.pop(key, None)
+
+
+class FailureGuard:
+    """Per-source limit on *failed* webhook requests (bad signature or token, unknown channel).
+
+    Authenticated deliveries never touch it, so junk sent for a channel id cannot take that
+    channel's flood budget (:class:`FloodGuard`, taken only after authentication). A source
+    (the client address) whose failures used up its bucket is answered 429 before its body is
+    read or verified, which bounds the unauthenticated work one source can cause. At most
+    ``max_sources`` buckets are kept; the oldest are dropped first.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        max_sources: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._clock = clock
+        self._max = max_sources
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def blocked(self, source: str) -> float:
+        """0.0 if ``source`` may be served, else the seconds until its next failure is allowed."""
+        bucket = self._buckets.get(source)
+        return 0.0 if bucket is None else bucket.wait()
+
+    def failed(self, source: str) -> None:
+        """Count one failure of ``source``."""
+        bucket = self._buckets.get(source)
+        if bucket is None:
+            while len(self._buckets) >= self._max:
+                del self._buckets[next(iter(self._buckets))]
+            bucket = self._buckets[source] = TokenBucket(self._rate, self._burst, self._clock)
+        bucket.take()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
