@@ -127,7 +127,7 @@ class WebhookEndpoints:
         self._timeout = publish_timeout_s
         self._outcomes: dict[tuple[str, str], Counter] = {}
         self._tracing = tracing
-        self.failures = failures or FailureGuard(1.0, 30)
+        self.failures = failures if failures is not None else FailureGuard(1.0, 30)
         self._bodies = bodies
         self._inline_max = inline_max_bytes
         self._ip_header = client_ip_header.lower() if client_ip_header else None
