@@ -5,7 +5,6 @@ import base64
 import hashlib
 import hmac
 import json
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 

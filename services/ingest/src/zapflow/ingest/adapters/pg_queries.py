@@ -38,8 +38,8 @@ _OUTBOUND_CONTENT: Final[TypeAdapter[OutboundContent]] = TypeAdapter(OutboundCon
 
 _CONVERSATION_COLUMNS: Final = """
 c.id, c.channel_id, c.group_id, c.status, c.assignee, c.unread_count, c.last_message_at,
-c.last_inbound_at, c.created_at, k.id AS contact_id, k.kind, k.phone, k.wa_id, k.lid, k.name, k.user_id,
-k.created_at AS contact_created_at, k.updated_at AS contact_updated_at
+c.last_inbound_at, c.created_at, k.id AS contact_id, k.kind, k.phone, k.wa_id, k.lid, k.name,
+k.user_id, k.created_at AS contact_created_at, k.updated_at AS contact_updated_at
 """
 _MESSAGE_COLUMNS: Final = """
 m.id, m.conversation_id, m.channel_id, m.contact_id, m.sender_contact_id,

@@ -31,7 +31,6 @@ from uuid import UUID
 
 from zapflow.ingest.adapters.pgtypes import Conn
 
-
 MAX_ITEM_LOCKS: Final = 32
 """Above this many distinct ids a transaction locks its whole channel instead."""
 
