@@ -619,3 +619,32 @@ def test_kustomizations_render(target: str) -> None:
     if target == "overlays/local":
         assert ("Secret", "zapflow-database") in names
         assert "ScaledObject" not in {kind for kind, _ in names}
+
+
+def _size(text: str) -> int:
+    """A size as nginx or nats-server write it (``16m``, ``8MB``, ``1048576``) in bytes."""
+    match = re.fullmatch(r"(\d+)\s*([kKmMgG]?)[bB]?", text.strip())
+    assert match, f"not a size: {text!r}"
+    return int(match.group(1)) * 1024 ** " KMG".index((match.group(2) or " ").upper())
+
+
+def test_webhook_body_limits_agree_with_the_ingress_and_nats() -> None:
+    """The gateway refuses bodies over its limit (413), the ingress must let them through to it,
+    and what does not fit one NATS message (the server's max_payload, 1 MiB unless nats.conf
+    sets it) goes to the zf_inbound_bodies object store in chunks under it."""
+    from zapflow.gateway.settings import Settings as GatewaySettings
+    from zapflow.runtime.bodies import CHUNK_BYTES, inline_limit
+
+    (ingress,) = objects("Ingress").values()
+    ingress_limit = _size(
+        ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    )
+    env = parse_env_file(BASE / "config" / "gateway.env")
+    default = GatewaySettings.model_fields["webhook_max_body_bytes"].default
+    gateway_limit = int(env.get("ZF_GATEWAY_WEBHOOK_MAX_BODY_BYTES", default))
+    assert ingress_limit >= gateway_limit >= 5 * 1024 * 1024
+    setting = re.search(r"^\s*max_payload\s*:\s*(\S+)", nats_conf(), re.MULTILINE)
+    max_payload = _size(setting.group(1)) if setting else 1024 * 1024
+    assert CHUNK_BYTES < max_payload
+    assert inline_limit(max_payload) >= 256 * 1024  # typical webhooks still travel inline
+    assert "ZF_GATEWAY_WEBHOOK_INLINE_MAX_BYTES" not in env  # derived from max_payload
