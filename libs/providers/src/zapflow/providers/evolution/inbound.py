@@ -53,7 +53,7 @@ STATUS_MAP: Final[dict[str, DeliveryStatus]] = {
     "SERVER_ACK": DeliveryStatus.SENT,
     "DELIVERY_ACK": DeliveryStatus.DELIVERED,
     "READ": DeliveryStatus.READ,
-    "PLAYED": DeliveryStatus.READ,
+    "PLAYED": DeliveryStatus.PLAYED,
 }
 NUMERIC_STATUS: Final = ("ERROR", "PENDING", "SERVER_ACK", "DELIVERY_ACK", "READ", "PLAYED")
 """Baileys' numeric ack values 0-5, rendered as names by ``renderStatus``."""
@@ -122,7 +122,11 @@ def _message(record: JsonDict, out: ParsedWebhook, at: datetime, *, echo: bool) 
     wa = read_message(message, media_url=nonempty(message.get("mediaUrl")))
     if wa.revoke_target:
         revoke = MessageRevoke(
-            provider_message_id=wa.revoke_target, at=sent_at, contact=contact, from_me=from_me
+            provider_message_id=wa.revoke_target,
+            at=sent_at,
+            contact=contact,
+            from_me=from_me,
+            change_message_id=_own(message_id, wa.revoke_target),
         )
         out.revokes.append(revoke)
         return
@@ -133,6 +137,7 @@ def _message(record: JsonDict, out: ParsedWebhook, at: datetime, *, echo: bool) 
             at=sent_at,
             contact=contact,
             from_me=from_me,
+            change_message_id=_own(message_id, wa.edit_target),
         )
         out.edits.append(edit)
         return
@@ -151,6 +156,11 @@ def _message(record: JsonDict, out: ParsedWebhook, at: datetime, *, echo: bool) 
         forwarded=wa.forwarded or flag(ci_get(moved, "isForwarded")),
     )
     out.messages.append(build_message(envelope, wa.content, record))
+
+
+def _own(change_id: str | None, target: str) -> str | None:
+    """The id of an edit or revoke message itself, when it is not the target's."""
+    return change_id if change_id and change_id != target else None
 
 
 def _status(record: JsonDict, out: ParsedWebhook, at: datetime) -> None:
@@ -194,12 +204,14 @@ def _edited(record: JsonDict, out: ParsedWebhook, at: datetime) -> None:
         return
     text = wa.edit_text if wa.edit_target else plain_text(ci_get(proto, "editedMessage"))
     contact, _, _ = _conversation(key, None)
+    own = ident(ci_get(obj(record.get("key")), "id")) if proto is not record else None
     edit = MessageEdit(
         provider_message_id=target,
         text=text,
         at=unix_millis(ci_get(proto, "timestampMs")) or at,
         contact=contact,
         from_me=flag(key.get("fromMe")),
+        change_message_id=_own(own, target),
     )
     out.edits.append(edit)
 

@@ -57,7 +57,7 @@ STATUS_MAP: Final[dict[str, DeliveryStatus]] = {
     "SENT": DeliveryStatus.SENT,
     "RECEIVED": DeliveryStatus.DELIVERED,
     "READ": DeliveryStatus.READ,
-    "PLAYED": DeliveryStatus.READ,
+    "PLAYED": DeliveryStatus.PLAYED,
 }
 READ_SELF: Final = frozenset({"READ_BY_ME", "READ-SELF"})
 """We read the customer's message: not a delivery status."""
