@@ -758,9 +758,12 @@ def test_prod_sizes_every_stream_and_they_fit_the_nats_store() -> None:
     from zapflow.runtime.partitions import BUCKET_MAX_BYTES
 
     limits = service_settings(rendered_env("sender", "overlays/prod")).stream_limits()
-    assert set(limits.max_bytes) == {s.name for s in streams.ALL_STREAMS}
+    buckets = {b.stream: b for b in streams.ALL_OBJECT_STORES}
+    assert set(limits.max_bytes) == {s.name for s in streams.ALL_STREAMS} | set(buckets)
     for stream in streams.ALL_STREAMS:
         assert limits.max_bytes[stream.name] >= stream.max_bytes, stream.name
+    for bucket in buckets.values():
+        assert limits.bucket_bytes(bucket) >= bucket.max_bytes, bucket.stream
     # every node holds a replica of every R3 stream, and reserves each one's max_bytes up front
     store = re.search(r"max_file_store:\s*(\S+)", nats_conf())
     assert store
@@ -808,3 +811,32 @@ def test_the_retention_table_documents_every_stream_as_declared(
     default_size, prod_size = (byte_size(part) for part in row[4].split("/"))
     assert (default_size, prod_size) == (stream.max_bytes, prod.max_bytes[stream.name]), row
     assert row[5].startswith("refuses new" if stream.discard == "new" else "drops oldest"), row
+
+
+def _size(text: str) -> int:
+    """A size as nginx or nats-server write it (``16m``, ``8MB``, ``1048576``) in bytes."""
+    match = re.fullmatch(r"(\d+)\s*([kKmMgG]?)[bB]?", text.strip())
+    assert match, f"not a size: {text!r}"
+    return int(match.group(1)) * 1024 ** " KMG".index((match.group(2) or " ").upper())
+
+
+def test_webhook_body_limits_agree_with_the_ingress_and_nats() -> None:
+    """The gateway refuses bodies over its limit (413), the ingress must let them through to it,
+    and what does not fit one NATS message (the server's max_payload, 1 MiB unless nats.conf
+    sets it) goes to the zf_inbound_bodies object store in chunks under it."""
+    from zapflow.gateway.settings import Settings as GatewaySettings
+    from zapflow.runtime.bodies import CHUNK_BYTES, inline_limit
+
+    (ingress,) = objects("Ingress").values()
+    ingress_limit = _size(
+        ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    )
+    env = parse_env_file(BASE / "config" / "gateway.env")
+    default = GatewaySettings.model_fields["webhook_max_body_bytes"].default
+    gateway_limit = int(env.get("ZF_GATEWAY_WEBHOOK_MAX_BODY_BYTES", default))
+    assert ingress_limit >= gateway_limit >= 5 * 1024 * 1024
+    setting = re.search(r"^\s*max_payload\s*:\s*(\S+)", nats_conf(), re.MULTILINE)
+    max_payload = _size(setting.group(1)) if setting else 1024 * 1024
+    assert max_payload > CHUNK_BYTES
+    assert inline_limit(max_payload) >= 256 * 1024  # typical webhooks still travel inline
+    assert "ZF_GATEWAY_WEBHOOK_INLINE_MAX_BYTES" not in env  # derived from max_payload

@@ -124,3 +124,13 @@ def test_a_query_names_its_caller_in_the_last_token() -> None:
             callers=frozenset({"gateway"}),
             description="",
         )
+
+
+def test_webhook_bodies_are_written_by_the_gateway_and_read_by_ingest() -> None:
+    bucket = "zf_inbound_bodies"
+    for service in SERVICES:
+        publish = access.permissions_for(service).publish
+        writes = allowed(publish, f"$O.{bucket}.C.nuid123")
+        reads = allowed(publish, f"$JS.API.DIRECT.GET.OBJ_{bucket}.$O.{bucket}.M.bmFtZQ==")
+        assert writes == (service == "gateway"), service
+        assert reads == (service in ("gateway", "ingest")), service

@@ -173,3 +173,15 @@ def test_statuses_only_move_forward_and_a_veto_only_replaces_queued(
     current: DeliveryStatus | None, new: DeliveryStatus, advances: bool
 ) -> None:
     assert status_advances(current, new) is advances
+
+
+def test_played_comes_after_read_and_never_goes_back() -> None:
+    from zapflow.contracts.model import DeliveryStatus as S
+    from zapflow.contracts.model import status_advances
+
+    assert status_advances(S.READ, S.PLAYED)
+    assert status_advances(S.DELIVERED, S.PLAYED)
+    assert not status_advances(S.PLAYED, S.READ)
+    assert not status_advances(S.PLAYED, S.DELIVERED)
+    assert not status_advances(S.PLAYED, S.FAILED)
+    assert not status_advances(S.PLAYED, S.PLAYED)

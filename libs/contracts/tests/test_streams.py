@@ -202,3 +202,10 @@ def test_consumer_spec_validates(overrides: dict[str, object]) -> None:
     assert _consumer().durable == "ingest-t"
     with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
         _consumer(**overrides)
+
+
+def test_inbound_bodies_outlive_the_events_that_name_them() -> None:
+    bucket, events = streams.INBOUND_BODIES, streams.ZF_INBOUND
+    assert events.max_age_s is not None
+    assert bucket.max_age_s > events.max_age_s
+    assert (bucket.owner, bucket.readers) == ("gateway", ("ingest",))

@@ -164,6 +164,10 @@ def test_revoke_and_edit_in_upsert(doc: Doc) -> None:
     }
     (change,) = parse(upsert(doc, edit)).edits
     assert (change.provider_message_id, change.text) == ("3EB0OLD", "corrigido")
+    own = doc("evolution", "inbound_text.json")["data"]["key"]["id"]
+    assert change.change_message_id == own  # the edit's own id beside the edited one's
+    (gone,) = parse(upsert(doc, revoke)).revokes
+    assert gone.change_message_id == own
 
 
 def test_messages_edited_and_delete_events(doc: Doc) -> None:
@@ -193,7 +197,7 @@ def test_messages_edited_and_delete_events(doc: Doc) -> None:
     ("status", "from_me", "expected"),
     [
         (3, True, DeliveryStatus.DELIVERED),
-        ("PLAYED", True, DeliveryStatus.READ),
+        ("PLAYED", True, DeliveryStatus.PLAYED),
         ("PENDING", True, DeliveryStatus.QUEUED),
         ("READ", False, "read-self receipt"),
         ("DELIVERY_ACK", False, "receipt for inbound message"),

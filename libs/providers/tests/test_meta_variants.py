@@ -157,6 +157,48 @@ def test_edit_and_revoke(doc: Doc) -> None:
     (revoke,) = parsed.revokes
     assert revoke.provider_message_id == "wamid.OLD"
     assert revoke.at == datetime(2025, 11, 20, 14, 0, tzinfo=UTC)
+    own = with_message(doc)["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+    assert (change.change_message_id, revoke.change_message_id) == (own, own)
+
+
+BSUID = "BR.1502576394655843"
+
+
+def test_business_scoped_user_id_beside_the_wa_id(doc: Doc) -> None:
+    payload = doc("meta", "inbound_text.json")
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["contacts"][0]["user_id"] = BSUID
+    (msg,) = parse(payload).messages
+    assert (msg.contact.phone, msg.contact.user_id, msg.contact.name) == (
+        "+5511999990001",
+        BSUID,
+        "Ana Souza",
+    )
+
+
+def test_business_scoped_user_id_instead_of_the_wa_id(doc: Doc) -> None:
+    payload = doc("meta", "inbound_text.json")
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["contacts"] = [{"profile": {"name": "Ana", "username": "@ana"}, "user_id": BSUID}]
+    message = value["messages"][0]
+    del message["from"]
+    message["from_user_id"] = BSUID
+    (msg,) = parse(payload).messages
+    assert (msg.contact.phone, msg.contact.wa_id) == (None, None)
+    assert (msg.contact.user_id, msg.contact.name) == (BSUID, "Ana")
+
+
+def test_status_recipient_keeps_its_business_scoped_user_id(doc: Doc) -> None:
+    payload = doc("meta", "status_delivered.json")
+    status = payload["entry"][0]["changes"][0]["value"]["statuses"][0]
+    status["recipient_user_id"] = BSUID
+    (update,) = parse(payload).statuses
+    assert update.recipient is not None
+    assert (update.recipient.phone, update.recipient.user_id) == ("+5511999990001", BSUID)
+    del status["recipient_id"]
+    (update,) = parse(payload).statuses
+    assert update.recipient is not None
+    assert (update.recipient.wa_id, update.recipient.user_id) == (None, BSUID)
 
 
 def test_smb_echo_is_outbound_from_me(doc: Doc) -> None:
@@ -203,7 +245,7 @@ def test_statuses_played_unknown_and_brazilian_wa_id(doc: Doc) -> None:
     status = payload["entry"][0]["changes"][0]["value"]["statuses"][0]
     status.update({"status": "played", "recipient_id": "551199990001"})
     (update,) = parse(payload).statuses
-    assert update.status is DeliveryStatus.READ
+    assert update.status is DeliveryStatus.PLAYED
     assert update.recipient is not None
     assert (update.recipient.phone, update.recipient.wa_id) == ("+5511999990001", "551199990001")
     status["status"] = "deleted"

@@ -122,6 +122,8 @@ def test_edit_and_revoke(doc: Doc) -> None:
     revoke = {"protocolMessage": {"key": {"ID": "3EB0GONE"}, "type": 0}}
     (gone,) = parse(event(doc, revoke, Edit="7")).revokes
     assert gone.provider_message_id == "3EB0GONE"
+    own = doc("wuzapi", "inbound_text.json")["event"]["Info"]["ID"]
+    assert (change.change_message_id, gone.change_message_id) == (own, own)
     assert gone.contact.phone == "+5511999990001"
 
 
@@ -139,7 +141,10 @@ def test_receipts_and_other_events(doc: Doc) -> None:
     assert parse(receipt).ignored == ["read-self receipt"]
     receipt["state"] = None
     receipt["event"]["Type"] = "played"
-    assert [s.status.value for s in parse(receipt).statuses] == ["read"]
+    assert [s.status.value for s in parse(receipt).statuses] == ["played"]
+    receipt["state"] = "Read"  # a played voice note's receipt may say Read in state
+    assert [s.status.value for s in parse(receipt).statuses] == ["played"]
+    receipt["state"] = None
     receipt["event"]["Type"] = "retry"
     assert parse(receipt).ignored == ["unsupported receipt"]
     presence = {"type": "ChatPresence", "event": {}, "instanceName": "x", "userID": "y"}

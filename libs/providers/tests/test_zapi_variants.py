@@ -169,7 +169,7 @@ def test_edit(doc: Doc) -> None:
 @pytest.mark.parametrize(
     ("status", "expected"),
     [
-        ("PLAYED", DeliveryStatus.READ),
+        ("PLAYED", DeliveryStatus.PLAYED),
         ("PENDING", DeliveryStatus.QUEUED),
         ("READ_BY_ME", "read-self receipt"),
         ("READ-SELF", "read-self receipt"),

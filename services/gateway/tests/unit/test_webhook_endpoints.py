@@ -143,7 +143,8 @@ async def test_channels_whose_secrets_do_not_open_answer_503() -> None:
 @pytest.mark.parametrize(
     ("method", "path", "status"),
     [
-        ("POST", "/webhooks/meta", 404),
+        ("POST", "/webhooks/zapi", 404),
+        ("PUT", "/webhooks/meta", 405),
         ("POST", "/webhooks/meta/ch/extra", 404),
         ("POST", "/webhooks/meta/", 404),
         ("PUT", "/webhooks/meta/ch", 405),
@@ -179,5 +180,6 @@ async def test_an_unexpected_error_is_a_500_with_the_usual_shape() -> None:
 
     app = await endpoints(FakeJetStream(), channel("ch", app_secret="s"))
     app._guard = Broken()
-    status, _, body = await call(app, "POST", "/webhooks/meta/ch", BODY)
+    headers = {"X-Hub-Signature-256": SIGNATURE}
+    status, _, body = await call(app, "POST", "/webhooks/meta/ch", BODY, headers)
     assert (status, json.loads(body)) == (500, {"error": "internal error"})

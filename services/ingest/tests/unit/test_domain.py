@@ -41,7 +41,13 @@ def test_unknown_identity_is_created_with_every_field() -> None:
     party = Party(phone=PHONE, wa_id="5511999990001", lid=LID, name="Ana")
     plan = plan_contact(party, [])
     assert plan.action == "create"
-    assert plan.fields == {"phone": PHONE, "wa_id": "5511999990001", "lid": LID, "name": "Ana"}
+    assert plan.fields == {
+        "phone": PHONE,
+        "wa_id": "5511999990001",
+        "lid": LID,
+        "name": "Ana",
+        "user_id": None,
+    }
     assert party_after(plan) == party
 
 
@@ -129,3 +135,16 @@ def test_only_customer_messages_reopen_a_conversation() -> None:
     assert reopens(ConversationStatus.PENDING, inbound=True)
     assert not reopens(ConversationStatus.OPEN, inbound=True)
     assert not reopens(ConversationStatus.CLOSED, inbound=False)
+
+
+BSUID = "BR.1502576394655843"
+
+
+def test_a_business_scoped_user_id_finds_and_completes_its_contact() -> None:
+    stored = StoredContact(uuid4(), "person", PHONE, "5511999990001", None, "Ana", T0)
+    plan = plan_contact(Party(phone=PHONE, user_id=BSUID), [stored])
+    assert (plan.action, plan.fields) == ("update", {"user_id": BSUID})
+    by_bsuid = StoredContact(uuid4(), "person", None, None, None, "Ana", T0, user_id=BSUID)
+    assert plan_contact(Party(user_id=BSUID, name="Ana"), [by_bsuid]).action == "none"
+    merged = plan_contact(Party(phone=PHONE, user_id=BSUID), [by_bsuid, stored])
+    assert (merged.action, merged.target, merged.absorbed) == ("merge", stored, (by_bsuid,))

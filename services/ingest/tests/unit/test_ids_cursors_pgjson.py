@@ -62,3 +62,20 @@ def test_nul_characters_are_dropped_everywhere() -> None:
     assert pgjson.dumps({"k\x00": ["v\x00", {"x": "\x00"}]}) == '{"k":["v",{"x":""}]}'
     assert pgjson.dumps(None) is None
     assert pgjson.loads(pgjson.dumps(Media(caption="oi\x00")))["caption"] == "oi"
+
+
+def test_a_webhook_takes_a_bounded_number_of_advisory_locks() -> None:
+    from zapflow.ingest.adapters.pglocks import MAX_ITEM_LOCKS, channel_lock_key, lock_statement
+
+    few = [lock_key("ch", f"wamid.{i}") for i in range(3)]
+    statement = lock_statement("ch", [*few, *few])
+    assert statement.count("pg_advisory_xact_lock(") == 3  # unique ids, exclusive
+    assert f"pg_advisory_xact_lock_shared({channel_lock_key('ch')})" in statement
+    many = [lock_key("ch", f"wamid.{i}") for i in range(5000)]
+    statement = lock_statement("ch", many)
+    assert statement == f"BEGIN; SELECT pg_advisory_xact_lock({channel_lock_key('ch')})"
+    assert lock_statement("ch", many[: MAX_ITEM_LOCKS + 1]).count("lock") == 1
+    assert (
+        lock_statement("ch", [])
+        == f"BEGIN; SELECT pg_advisory_xact_lock_shared({channel_lock_key('ch')})"
+    )

@@ -13,6 +13,8 @@ service may do is exactly what its contracts say:
   of the streams they read (to dead-letter a message that ran out of deliveries);
 * **lease** partitions of its own partitioned consumer groups (keys ``<group>.>`` of the lease
   bucket) and nobody else's;
+* **write** the object store buckets it owns, **read** those that name it as a reader (webhook
+  bodies too large for an event: the gateway writes, ingest reads);
 * **ask** the queries whose declaration names it as a caller, on ``<subject>.<service>``: the
   last token tells the answering service who asks (``zapflow.contracts.queries``);
 * **answer** the queries it serves (subscribe ``<subject>.*``; reply to the requester's inbox);
@@ -33,9 +35,10 @@ from zapflow.contracts import subjects as s
 from zapflow.contracts.queries import QuerySpec, compliance_v1, gateway_v1, ingest_v1
 from zapflow.contracts.registry import PRODUCERS
 from zapflow.contracts.routing import stream_for
-from zapflow.contracts.specs import SHARED, ConsumerSpec, StreamSpec
+from zapflow.contracts.specs import SHARED, ConsumerSpec, ObjectStoreSpec, StreamSpec
 from zapflow.contracts.streams import (
     ALL_CONSUMERS,
+    ALL_OBJECT_STORES,
     ZF_CHANNELS,
     consumers_owned_by,
     stream_named,
@@ -149,6 +152,31 @@ def _lease_api(group: str) -> list[str]:
     ]
 
 
+def _object_store_api(service: str, bucket: ObjectStoreSpec) -> list[str]:
+    stream = bucket.stream
+    read = [
+        f"$JS.API.STREAM.INFO.{stream}",
+        f"$JS.API.STREAM.MSG.GET.{stream}",  # an object's metadata (last message of its subject)
+        f"$JS.API.DIRECT.GET.{stream}.>",
+    ]
+    if bucket.owner == service:  # create, size, write (and clean up a half-written object)
+        return [
+            *read,
+            f"$JS.API.STREAM.CREATE.{stream}",
+            f"$JS.API.STREAM.UPDATE.{stream}",
+            f"$JS.API.STREAM.PURGE.{stream}",
+            f"$O.{bucket.bucket}.>",
+        ]
+    if service in bucket.readers:  # an object's chunks come through an ordered consumer
+        return [
+            *read,
+            "$JS.API.STREAM.NAMES",
+            f"$JS.API.CONSUMER.CREATE.{stream}",
+            f"$JS.FC.{stream}.>",
+        ]
+    return []
+
+
 def _dedupe(items: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
@@ -169,6 +197,8 @@ def permissions_for(service: ServiceName) -> Permissions:
         publish += _ordered_read_api(stream)
     for group in lease_groups(service):
         publish += _lease_api(group)
+    for bucket in ALL_OBJECT_STORES:
+        publish += _object_store_api(service, bucket)
     serves = False
     for query in ALL_QUERIES:
         if service in query.callers:

@@ -38,12 +38,18 @@ class MessageKind(StrEnum):
 
 
 class DeliveryStatus(StrEnum):
-    """Lifecycle of a message. ``failed`` and ``vetoed`` are terminal; the rest move forward."""
+    """Lifecycle of a message. ``failed`` and ``vetoed`` are terminal; the rest move forward.
+
+    ``played``: the recipient played a voice message (Meta ``played``, Evolution/Z-API
+    ``PLAYED``, WuzAPI ``played`` receipts). Playing implies reading, so it ranks after ``read``:
+    ``read`` then ``played`` advances, ``played`` then ``read`` does not.
+    """
 
     QUEUED = "queued"
     SENT = "sent"
     DELIVERED = "delivered"
     READ = "read"
+    PLAYED = "played"
     FAILED = "failed"
     VETOED = "vetoed"
 
@@ -53,8 +59,9 @@ _RANK = {
     DeliveryStatus.SENT: 1,
     DeliveryStatus.DELIVERED: 2,
     DeliveryStatus.READ: 3,
-    DeliveryStatus.FAILED: 4,
-    DeliveryStatus.VETOED: 4,
+    DeliveryStatus.PLAYED: 4,
+    DeliveryStatus.FAILED: 5,
+    DeliveryStatus.VETOED: 5,
 }
 
 
@@ -85,6 +92,11 @@ class Party(Contract):
         default=None, description="WhatsApp LID identity, when addressed by LID."
     )
     name: str | None = Field(default=None, description="Profile (push) name.")
+    user_id: str | None = Field(
+        default=None,
+        description="Meta business-scoped user id (BSUID, e.g. `BR.1502576394655843`): beside "
+        "`wa_id`, or instead of it for users who adopted a username and hide their number.",
+    )
 
 
 class Group(Contract):
@@ -176,6 +188,11 @@ class MessageEdit(Contract):
     at: AwareDatetime
     contact: Party
     from_me: bool = False
+    change_message_id: str | None = Field(
+        default=None,
+        description="Provider id of the edit itself (its own message), when it has one apart "
+        "from the edited message's.",
+    )
 
 
 class MessageRevoke(Contract):
@@ -183,3 +200,8 @@ class MessageRevoke(Contract):
     at: AwareDatetime
     contact: Party
     from_me: bool = False
+    change_message_id: str | None = Field(
+        default=None,
+        description="Provider id of the revoke itself (its own message), when it has one apart "
+        "from the revoked message's.",
+    )

@@ -30,6 +30,7 @@ SHARED: Final = "shared"
 """Owner of a stream every service publishes to; each service ensures it exists at start-up."""
 
 _STREAM_NAME: Final = re.compile(r"^ZF_[A-Z0-9_]+$")
+_BUCKET: Final = re.compile(r"^zf_[a-z0-9_]+$")
 _DURABLE: Final = re.compile(r"^[a-z]+-[a-z0-9-]+$")
 _FILTER: Final = re.compile(r"^[A-Za-z0-9_$-]+(\.([A-Za-z0-9_$-]+|\*))*(\.>)?$")
 
@@ -91,6 +92,35 @@ class StreamSpec:
             raise ValueError(f"{self.name}: a work queue must refuse new messages when full")
         if self.max_msgs_per_subject is not None and self.max_msgs_per_subject < 1:
             raise ValueError(f"{self.name}: max_msgs_per_subject must be >= 1")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ObjectStoreSpec:
+    """One JetStream object store bucket (stored as stream ``OBJ_<bucket>``): its name, how long
+    objects live, how much it holds (writes are refused beyond), who writes and who reads it."""
+
+    bucket: str
+    max_age_s: float
+    max_bytes: int
+    owner: str
+    readers: tuple[str, ...]
+    description: str
+
+    def __post_init__(self) -> None:
+        if not _BUCKET.fullmatch(self.bucket):
+            raise ValueError(f"bucket name {self.bucket!r} is not zf_lower_snake")
+        _check_owner(self.bucket, self.owner)
+        for reader in self.readers:
+            _check_owner(self.bucket, reader)
+        if self.max_age_s <= 0:
+            raise ValueError(f"{self.bucket}: max age must be positive")
+        if self.max_bytes <= 0:  # when full, writes are refused (the writer retries)
+            raise ValueError(f"{self.bucket}: max bytes must be positive")
+
+    @property
+    def stream(self) -> str:
+        """The stream NATS keeps the bucket in."""
+        return f"OBJ_{self.bucket}"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -45,6 +45,7 @@ from zapflow.contracts.specs import (
     events_stream,
     partitioned_consumers,
 )
+from zapflow.contracts.specs import ObjectStoreSpec as ObjectStoreSpec
 from zapflow.contracts.specs import StreamSpec as StreamSpec
 
 MINUTE: Final = 60.0
@@ -57,6 +58,17 @@ ZF_INBOUND: Final = events_stream(
     "Raw provider webhooks; kept a week so ingest can re-parse them after a fix.",
     max_age_s=7 * DAY,
     max_bytes=1 * GiB,
+)
+INBOUND_BODIES: Final = ObjectStoreSpec(
+    bucket="zf_inbound_bodies",
+    # a day longer than ZF_INBOUND keeps its events (7 days): a body never expires before its
+    # event, so ingest can re-parse any stored webhook (a test holds the two together)
+    max_age_s=8 * DAY,
+    max_bytes=1 * GiB,
+    owner="gateway",
+    readers=("ingest",),
+    description="Webhook bodies too large to travel inline in ZF_INBOUND events (claim check): "
+    "one object per WebhookReceived.body_ref, written by the gateway before the event.",
 )
 ZF_MESSAGES: Final = events_stream(
     "messages",
@@ -126,6 +138,9 @@ ZF_DLQ: Final = events_stream(
     # consumer fails loudly, the message stays in its stream) rather than drop an older one
     discard="new",
 )
+
+ALL_OBJECT_STORES: Final = (INBOUND_BODIES,)
+"""Every object store bucket (streams ``OBJ_<bucket>``)."""
 
 ALL_STREAMS: Final = (
     ZF_INBOUND,

@@ -51,6 +51,7 @@ from zapflow.providers.errors import (
     UnexpectedResponseError,
     WebhookAuthError,
 )
+from zapflow.providers.identity import ReceivingIdentity
 
 __all__ = [
     "ChannelConfig",
@@ -64,6 +65,7 @@ __all__ = [
     "OutboundMedia",
     "ParsedWebhook",
     "ProviderAdapter",
+    "ReceivingIdentity",
     "ReplyButton",
     "ReplyTo",
     "SendResult",
@@ -139,8 +141,12 @@ class ParsedWebhook:
 
     ``ignored`` lists short fixed reasons for items deliberately dropped (``"read-self receipt"``,
     ``"connection.update"``), so a caller can count them without reading the payload.
+    ``receiving`` names the business number(s) or instance the payload says received it
+    (:mod:`zapflow.providers.identity`): one per distinct Meta ``phone_number_id``, at most one
+    for the other providers.
     """
 
+    receiving: list[ReceivingIdentity] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
     edits: list[MessageEdit] = field(default_factory=list)

@@ -110,11 +110,12 @@ def phone_jid(raw: str) -> str:
     return f"{phone_digits(raw)}@s.whatsapp.net"
 
 
-def party(*ids: str | None, name: str | None = None) -> Party:
+def party(*ids: str | None, name: str | None = None, user_id: str | None = None) -> Party:
     """A Party from a primary id and alternates (e.g. ``remoteJid`` and ``remoteJidAlt``).
 
     ``wa_id`` is the first non-empty id as sent; ``phone`` the first id that is a phone; ``lid``
-    the first ``@lid`` id. Group ids yield a Party with only ``wa_id``.
+    the first ``@lid`` id. Group ids yield a Party with only ``wa_id``. ``user_id`` is Meta's
+    business-scoped user id (BSUID), kept as given.
     """
     present = [i.strip() for i in ids if isinstance(i, str) and i.strip()]
     phone = next((p for p in map(normalize_phone, present) if p is not None), None)
@@ -124,4 +125,5 @@ def party(*ids: str | None, name: str | None = None) -> Party:
         wa_id=present[0] if present else None,
         lid=lid,
         name=(name.strip() or None) if name else None,
+        user_id=(user_id.strip() or None) if user_id else None,
     )

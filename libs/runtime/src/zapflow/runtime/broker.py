@@ -40,7 +40,8 @@ from nats.js.errors import NotFoundError, ServiceUnavailableError
 from zapflow.contracts import headers as h
 from zapflow.contracts.access import ADMIN, inbox_prefix, may_update
 from zapflow.contracts.envelope import Event
-from zapflow.contracts.streams import ALL_STREAMS, ConsumerSpec, StreamSpec
+from zapflow.contracts.specs import ObjectStoreSpec
+from zapflow.contracts.streams import ALL_OBJECT_STORES, ALL_STREAMS, ConsumerSpec, StreamSpec
 from zapflow.runtime import metrics, natsauth, telemetry
 
 logger = logging.getLogger(__name__)
@@ -142,13 +143,26 @@ class StreamLimits:
     def __post_init__(self) -> None:
         if not 1 <= self.replicas <= 5:
             raise ValueError("stream replicas must be between 1 and 5")
-        known = {spec.name for spec in ALL_STREAMS}
-        for what, names in (("max_bytes", self.max_bytes), ("max_age", self.max_age_s)):
+        streams = {spec.name for spec in ALL_STREAMS}
+        buckets = {bucket.stream for bucket in ALL_OBJECT_STORES}  # sized, never aged here
+        for what, names, known in (
+            ("max_bytes", self.max_bytes, streams | buckets),
+            ("max_age", self.max_age_s, streams),
+        ):
             unknown = sorted(set(names) - known)
             if unknown:
                 raise ValueError(f"{what} for unknown streams {unknown}; known: {sorted(known)}")
         for spec in ALL_STREAMS:
             self.apply(spec)  # a size or age the declaration would refuse fails here
+        for bucket in ALL_OBJECT_STORES:
+            self.bucket_bytes(bucket)
+
+    def bucket_bytes(self, spec: ObjectStoreSpec) -> int:
+        """The size of an object store bucket (key: its stream name, ``OBJ_<bucket>``)."""
+        size = self.max_bytes.get(spec.stream, spec.max_bytes)
+        if size <= 0:
+            raise ValueError(f"{spec.stream}: max_bytes must be positive")
+        return size
 
     def apply(self, spec: StreamSpec) -> StreamSpec:
         """``spec`` with this deployment's size and age (validated like the declaration)."""

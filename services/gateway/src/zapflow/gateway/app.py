@@ -8,6 +8,8 @@ gateway's parts on top of the service's NATS connection and database pool:
 * background tasks: the PostgreSQL listener (channel changes, outbox inserts), the cache
   maintenance loop and the outbox relay;
 * the ``CHANNEL_CREDENTIALS`` responder;
+* the ``zf_inbound_bodies`` object store bucket (claim check for bodies too large to travel
+  inline: the inline limit follows the NATS server's ``max_payload``);
 * the command log (``send_requests`` + outbox) the send and consent routes write through;
 * the ASGI app (:func:`zapflow.gateway.api.build_app`), with ``app.state.service``.
 
@@ -31,7 +33,7 @@ from importlib.resources import files
 from typing import Any, Final
 
 from zapflow.contracts.access import streams_declared_by
-from zapflow.contracts.streams import consumers_owned_by
+from zapflow.contracts.streams import INBOUND_BODIES, consumers_owned_by
 from zapflow.gateway import credentials
 from zapflow.gateway.api import build_app
 from zapflow.gateway.authlimit import AuthLimits, FailedAuthLimiter
@@ -40,9 +42,10 @@ from zapflow.gateway.command_log import CommandLog, PgCommandLog
 from zapflow.gateway.crypto import SecretBox
 from zapflow.gateway.outbox import OutboxRelay
 from zapflow.gateway.pgnotify import PgListener
-from zapflow.gateway.ratelimit import FloodGuard
+from zapflow.gateway.ratelimit import FailureGuard, FloodGuard
 from zapflow.gateway.settings import Settings
 from zapflow.gateway.webhooks import WebhookEndpoints
+from zapflow.runtime.bodies import BodyStore, inline_limit
 from zapflow.runtime.service import Service
 
 NAME: Final = "gateway"
@@ -130,6 +133,8 @@ async def setup(svc: Service, settings: Settings) -> Gateway:
     _spawn(svc, stop, relay.run(stop), "outbox-relay")
     await credentials.serve(svc, svc.pool, box)
 
+    bodies = BodyStore(svc.js, INBOUND_BODIES, limits=settings.stream_limits())
+    await bodies.declare()
     webhooks = WebhookEndpoints(
         cache,
         FloodGuard(settings.webhook_rate_per_s, settings.webhook_burst),
@@ -137,6 +142,10 @@ async def setup(svc: Service, settings: Settings) -> Gateway:
         max_body_bytes=settings.webhook_max_body_bytes,
         publish_timeout_s=settings.webhook_publish_timeout_s,
         tracing=settings.otel_endpoint is not None,
+        failures=FailureGuard(settings.webhook_failures_per_s, settings.webhook_failure_burst),
+        bodies=bodies,
+        inline_max_bytes=inline_max_bytes(settings, svc.nc.max_payload),
+        client_ip_header=settings.webhook_client_ip_header,
     )
     svc.app = build_app(svc, gateway, webhooks)
     if settings.gc_freeze:
@@ -146,6 +155,23 @@ async def setup(svc: Service, settings: Settings) -> Gateway:
         gc.freeze()
     logger.info("gateway ready", extra={"channels": len(cache)})
     return gateway
+
+
+def inline_max_bytes(settings: Settings, max_payload: int) -> int:
+    """Bodies up to this size travel inline in the raw event; larger ones go to the object store.
+
+    The NATS server's ``max_payload`` decides: a configured value it cannot carry is refused
+    (the gateway would answer 503 to every such webhook, forever)."""
+    fits = inline_limit(max_payload)
+    configured = settings.webhook_inline_max_bytes
+    if configured is None:
+        return fits
+    if configured > fits:
+        raise ValueError(
+            f"ZF_GATEWAY_WEBHOOK_INLINE_MAX_BYTES={configured} does not fit the NATS server's "
+            f"max_payload {max_payload} (at most {fits})"
+        )
+    return configured
 
 
 def create_service(settings: Settings) -> Service:

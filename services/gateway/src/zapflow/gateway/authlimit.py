@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from zapflow.gateway.ratelimit import TokenBucket
+from zapflow.gateway.ratelimit import KeyedBuckets
 
 _V6_GROUP: Final = 64
 
@@ -63,28 +63,6 @@ class AuthLimits:
     max_tracked: int = 100_000
 
 
-class _Buckets:
-    """Token buckets by key, least recently used dropped beyond ``limit``."""
-
-    def __init__(self, rate: float, burst: int, limit: int, clock: Callable[[], float]) -> None:
-        self._rate, self._burst, self._limit, self._clock = rate, burst, limit, clock
-        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
-
-    def wait(self, key: str) -> float:
-        bucket = self._buckets.get(key)
-        return 0.0 if bucket is None else bucket.wait()
-
-    def take(self, key: str) -> None:
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._buckets[key] = TokenBucket(self._rate, self._burst, self._clock)
-            if len(self._buckets) > self._limit:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(key)
-        bucket.take()
-
-
 class FailedAuthLimiter:
     """The limiter the module describes; ``clock`` is injectable for tests."""
 
@@ -93,11 +71,14 @@ class FailedAuthLimiter:
     ) -> None:
         self._limits = limits
         self._clock = clock
-        self._addresses = _Buckets(
-            limits.address_rate_per_s, limits.address_burst, limits.max_tracked, clock
+        self._addresses = KeyedBuckets(
+            limits.address_rate_per_s,
+            limits.address_burst,
+            max_keys=limits.max_tracked,
+            clock=clock,
         )
-        self._prefixes = _Buckets(
-            limits.prefix_rate_per_s, limits.prefix_burst, limits.max_tracked, clock
+        self._prefixes = KeyedBuckets(
+            limits.prefix_rate_per_s, limits.prefix_burst, max_keys=limits.max_tracked, clock=clock
         )
         self._known: OrderedDict[bytes, float] = OrderedDict()
 

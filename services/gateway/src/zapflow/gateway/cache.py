@@ -49,6 +49,11 @@ class WebhookChannel:
     secrets: ChannelSecrets | None
     subject: str
     version: int
+    account: str | None = None
+    """The channel's provider account: the identity its webhooks name (Meta
+    ``phone_number_id``, Evolution instance, Z-API instance id, WuzAPI user id or instance)."""
+    phone: str | None = None
+    """The channel's business number (E.164), compared when it has no account."""
 
 
 LoadAll = Callable[[], Awaitable[list[WebhookChannel]]]
@@ -56,12 +61,14 @@ LoadOne = Callable[[str], Awaitable[WebhookChannel | None]]
 
 
 class ChannelCache:
-    """Channel id -> :class:`WebhookChannel`; reads are a dict lookup."""
+    """Channel id -> :class:`WebhookChannel`; reads are a dict lookup. Also indexed by
+    (provider, account) for the app-level Meta URL, which routes by ``phone_number_id``."""
 
     def __init__(self, load_all: LoadAll, load_one: LoadOne) -> None:
         self._load_all = load_all
         self._load_one = load_one
         self._entries: dict[str, WebhookChannel] = {}
+        self._accounts: dict[tuple[str, str], list[WebhookChannel]] = {}
         self._tick = 0
         self._refreshed: dict[str, int] = {}
         self.queue: asyncio.Queue[str] = asyncio.Queue()
@@ -71,6 +78,35 @@ class ChannelCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def route(self, provider: str, account: str) -> WebhookChannel | None:
+        """The one enabled channel of ``provider`` registered with ``account``; None when there
+        is none, or when several claim it (ambiguous: nothing is routed, an error is logged)."""
+        found = self._accounts.get((provider, account))
+        if not found:
+            return None
+        if len(found) > 1:
+            logger.error(
+                "several enabled channels claim one provider account",
+                extra={"channel_ids": sorted(c.channel_id for c in found), "provider": provider},
+            )
+            return None
+        return found[0]
+
+    def verify_tokens(self, provider: str) -> list[str]:
+        """The verify tokens of the enabled channels of ``provider`` (Meta's app-level GET)."""
+        return [
+            e.secrets.verify_token
+            for e in self._entries.values()
+            if e.provider == provider and e.enabled and e.secrets and e.secrets.verify_token
+        ]
+
+    def _index(self) -> None:
+        accounts: dict[tuple[str, str], list[WebhookChannel]] = {}
+        for entry in self._entries.values():
+            if entry.enabled and entry.account:
+                accounts.setdefault((entry.provider, entry.account), []).append(entry)
+        self._accounts = accounts
 
     async def reload(self) -> None:
         """Replace the cache with a fresh snapshot, keeping entries newer than the snapshot."""
@@ -88,6 +124,7 @@ class ChannelCache:
                 fresh[channel_id] = current  # created while the snapshot was being read
         self._entries = fresh
         self._refreshed = {k: t for k, t in self._refreshed.items() if t > mark}
+        self._index()
 
     async def refresh(self, channel_id: str) -> None:
         """Reload one channel (after a change notification)."""
@@ -99,6 +136,7 @@ class ChannelCache:
             self._entries.pop(channel_id, None)
         elif current is None or entry.version >= current.version:
             self._entries[channel_id] = entry
+        self._index()
 
     def notify(self, channel_id: str) -> None:
         """Queue a refresh of ``channel_id`` (or of everything, with :data:`RELOAD`)."""
@@ -169,6 +207,8 @@ def _entry(row: asyncpg.Record, box: SecretBox) -> WebhookChannel | None:
         secrets=secrets,
         subject=webhook_received(tenant_id, channel_id),
         version=row["version"],
+        account=row["provider_account"] or None,
+        phone=row["phone"] or None,
     )
 
 

@@ -46,37 +46,38 @@ def _object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def _meta(body: bytes, _content_type: str) -> str | None:
+def _meta(body: bytes, _content_type: str) -> tuple[str | None, Any]:
     data = _object(body)
     if data.get("object") != "whatsapp_business_account" or not isinstance(data.get("entry"), list):
-        return "not a whatsapp_business_account envelope"
-    return None
+        return "not a whatsapp_business_account envelope", data
+    return None, data
 
 
-def _evolution(body: bytes, _content_type: str) -> str | None:
+def _evolution(body: bytes, _content_type: str) -> tuple[str | None, Any]:
     data = _object(body)
     if not isinstance(data.get("event"), str) or "data" not in data:
-        return "not an Evolution event envelope"
-    return None
+        return "not an Evolution event envelope", data
+    return None, data
 
 
-def _zapi(body: bytes, _content_type: str) -> str | None:
-    if not isinstance(_object(body).get("type"), str):
-        return "not a Z-API callback"
-    return None
+def _zapi(body: bytes, _content_type: str) -> tuple[str | None, Any]:
+    data = _object(body)
+    if not isinstance(data.get("type"), str):
+        return "not a Z-API callback", data
+    return None, data
 
 
-def _wuzapi(body: bytes, content_type: str) -> str | None:
+def _wuzapi(body: bytes, content_type: str) -> tuple[str | None, Any]:
     try:
         data = wuzapi_decode(body, content_type)
     except WebhookPayloadError as exc:
-        return exc.reason
+        return exc.reason, None
     if not isinstance(data.get("type"), str):
-        return "not a WuzAPI event map"
-    return None
+        return "not a WuzAPI event map", data
+    return None, data
 
 
-_CHECKS: Final[dict[str, Callable[[bytes, str], str | None]]] = {
+_CHECKS: Final[dict[str, Callable[[bytes, str], tuple[str | None, Any]]]] = {
     "meta": _meta,
     "evolution": _evolution,
     "zapi": _zapi,
@@ -84,12 +85,19 @@ _CHECKS: Final[dict[str, Callable[[bytes, str], str | None]]] = {
 }
 
 
-def malformed(provider: str, body: bytes, content_type: str) -> str | None:
-    """None if ``body`` looks like ``provider``'s webhook, else a short reason for the 400."""
+def inspect(provider: str, body: bytes, content_type: str) -> tuple[str | None, Any]:
+    """``(reason, data)``: a short reason for a 400 (None if ``body`` looks like
+    ``provider``'s webhook) and the decoded envelope (the event map for WuzAPI), which the hot
+    path reads the receiving identity and carried secrets from without decoding twice."""
     check = _CHECKS.get(provider)
     if check is None:
-        return None
+        return None, None
     try:
         return check(body, content_type)
     except _Malformed as exc:
-        return exc.reason
+        return exc.reason, None
+
+
+def malformed(provider: str, body: bytes, content_type: str) -> str | None:
+    """None if ``body`` looks like ``provider``'s webhook, else a short reason for the 400."""
+    return inspect(provider, body, content_type)[0]

@@ -20,6 +20,9 @@ DEV_SECRETS_KEY: Final = "ZGV2LW9ubHktemFwZmxvdy1nYXRld2F5LWtleS0wMDE"
 """Development-only AES-256 key (base64url of 32 ASCII bytes). Never use it in production."""
 
 MIB: Final = 1024 * 1024
+WEBHOOK_MAX_BODY_BYTES: Final = 16 * MIB
+"""Default webhook body limit: Evolution sends media inline as base64 (WhatsApp allows 16 MB
+video and audio). deploy/k8s's ingress allows the same (a test holds them together)."""
 API_MAX_BODY_BYTES: Final = 256 * 1024
 """Default REST API body limit: sends and rule sets are a few KiB."""
 
@@ -40,7 +43,34 @@ class Settings(BaseServiceSettings):
         description="Comma-separated base64url AES-256 keys; the first encrypts, all decrypt "
         "(rotation). The default is a public development key.",
     )
-    webhook_max_body_bytes: int = Field(default=MIB, ge=1024)
+    webhook_max_body_bytes: int = Field(
+        default=WEBHOOK_MAX_BODY_BYTES,
+        ge=1024,
+        description="Webhook body limit (413 above). Keep the ingress's body limit at least this "
+        "(deploy/k8s: nginx proxy-body-size 16m); bodies too large for one NATS message are "
+        "stored in the zf_inbound_bodies object store (claim check).",
+    )
+    webhook_inline_max_bytes: int | None = Field(
+        default=None,
+        ge=0,
+        description="Bodies up to this size travel inline (base64) in the raw event; larger ones "
+        "go to the object store. Default: the most the NATS server's max_payload allows; a "
+        "larger value is refused at start-up.",
+    )
+    webhook_failures_per_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Failed webhook requests (bad signature/token, unknown channel) allowed per "
+        "source address, sustained; past the burst the source gets 429 before any work.",
+    )
+    webhook_failure_burst: int = Field(
+        default=30, ge=1, description="Failed webhook requests per source address, bucket size."
+    )
+    webhook_client_ip_header: str | None = Field(
+        default=None,
+        description="Header naming the client address behind a trusted proxy (the last entry "
+        "counts, e.g. x-forwarded-for behind ingress-nginx); unset: the TCP peer.",
+    )
     webhook_rate_per_s: float = Field(
         default=300.0, gt=0, description="Per-channel webhook flood limit: sustained rate."
     )

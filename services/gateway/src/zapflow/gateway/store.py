@@ -234,7 +234,10 @@ async def tenant_channel_rows(conn: Executor, tenant_id: str) -> list[asyncpg.Re
     )
 
 
-_WEBHOOK_COLUMNS = "tenant_id, id, provider, secrets_sealed, webhook_token, enabled, version"
+_WEBHOOK_COLUMNS = (
+    "tenant_id, id, provider, provider_account, phone, secrets_sealed, webhook_token, enabled,"
+    " version"
+)
 
 
 async def webhook_rows(conn: Executor) -> list[asyncpg.Record]:

@@ -25,6 +25,7 @@ from nats.aio.msg import Msg
 from zapflow.contracts.access import streams_declared_by
 from zapflow.contracts.inbound.v1 import WebhookReceived
 from zapflow.contracts.streams import (
+    INBOUND_BODIES,
     INGEST_OUTBOUND,
     INGEST_RAW,
     ConsumerSpec,
@@ -43,6 +44,7 @@ from zapflow.ingest.outbound import SEND_EVENTS
 from zapflow.ingest.ports import CredentialsLookup, MediaStore
 from zapflow.ingest.queries import QueryHandlers
 from zapflow.ingest.settings import Settings
+from zapflow.runtime.bodies import BodyStore
 from zapflow.runtime.credentials import ChannelCredentials
 from zapflow.runtime.egress import EgressPolicy, guarded_client
 from zapflow.runtime.service import Service
@@ -140,10 +142,13 @@ async def _setup(svc: Service, settings: Settings, deps: Deps) -> None:
     )
     raw_store = PgIngestStore(svc.pool, deps.raw_consumer.durable)
     publish = svc.publish
+    bodies = BodyStore(svc.js, INBOUND_BODIES)  # the gateway declares it; opened on first use
 
     async def on_raw(msg: Msg) -> None:
         evt = WebhookReceived.model_validate_json(msg.data)
-        await handle_raw(evt, store=raw_store, publish=publish, media_queued=worker.nudge)
+        await handle_raw(
+            evt, store=raw_store, publish=publish, media_queued=worker.nudge, bodies=bodies
+        )
 
     for _ in range(settings.raw_workers):  # pull workers sharing the durable
         svc.consume(deps.raw_consumer, on_raw, batch=settings.raw_batch)

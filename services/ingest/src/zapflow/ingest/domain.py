@@ -19,7 +19,9 @@ from zapflow.contracts.conversations.v1 import ConversationStatus
 from zapflow.contracts.model import DeliveryStatus, Party, status_advances
 
 ContactKind = Literal["person", "group"]
-IDENTITY_FIELDS = ("phone", "wa_id", "lid", "name")
+IDENTITY_FIELDS = ("phone", "wa_id", "lid", "name", "user_id")
+KEYS = ("phone", "lid", "user_id")
+"""Identities that are unique per tenant and win over stored ones (wa_id is only filled in)."""
 
 
 @dataclass(frozen=True)
@@ -31,9 +33,12 @@ class StoredContact:
     lid: str | None
     name: str | None
     created_at: datetime
+    user_id: str | None = None
 
     def party(self) -> Party:
-        return Party(phone=self.phone, wa_id=self.wa_id, lid=self.lid, name=self.name)
+        return Party(
+            phone=self.phone, wa_id=self.wa_id, lid=self.lid, name=self.name, user_id=self.user_id
+        )
 
 
 @dataclass(frozen=True)
@@ -48,24 +53,25 @@ class ContactPlan:
 
 
 def has_identity(party: Party) -> bool:
-    return bool(party.phone or party.lid or party.wa_id)
+    return bool(party.phone or party.lid or party.wa_id or party.user_id)
 
 
 def plan_contact(party: Party, matches: Sequence[StoredContact]) -> ContactPlan:
     """Decide how ``party`` maps onto the contacts that share one of its keys.
 
-    ``matches`` are the tenant's live contacts with the same phone, the same LID, or (for rows
-    that have neither) the same wa_id. The survivor of a merge is the phone match, else the
-    LID match, else the oldest row; the payload's phone and LID win over stored ones (a LID that
-    now comes with another phone is a number change), wa_id is only filled in, never flipped
-    between providers' spellings, and a non-empty name replaces the stored one.
+    ``matches`` are the tenant's live contacts with the same phone, the same LID, the same
+    business-scoped user id (Meta BSUID), or (for rows that have none of those) the same wa_id.
+    The survivor of a merge is the phone match, else the LID match, else the BSUID match, else
+    the oldest row; the payload's phone, LID and BSUID win over stored ones (a LID that now comes
+    with another phone is a number change; so is a new BSUID for a phone), wa_id is only filled
+    in, never flipped between providers' spellings, and a non-empty name replaces the stored one.
     """
     if not matches:
         return ContactPlan("create", fields={k: getattr(party, k) for k in IDENTITY_FIELDS})
     target = _survivor(party, matches)
     absorbed = tuple(m for m in matches if m.id != target.id)
     fields: dict[str, str | None] = {}
-    for key in ("phone", "lid"):
+    for key in KEYS:
         value = getattr(party, key)
         if value and value != getattr(target, key):
             fields[key] = value
@@ -80,7 +86,7 @@ def plan_contact(party: Party, matches: Sequence[StoredContact]) -> ContactPlan:
 
 
 def _survivor(party: Party, matches: Sequence[StoredContact]) -> StoredContact:
-    for key in ("phone", "lid"):
+    for key in KEYS:
         value = getattr(party, key)
         for m in matches:
             if value and getattr(m, key) == value:

@@ -17,9 +17,11 @@ from zapflow.contracts.errors import PermanentError, TransientError
 from zapflow.contracts.inbound.v1 import WebhookReceived
 from zapflow.contracts.subjects import subject_for
 from zapflow.ingest.outbound import SendEvent
-from zapflow.ingest.ports import IngestStore, OutboundStore, Publish
+from zapflow.ingest.ports import BodyReader, IngestStore, OutboundStore, Publish
 from zapflow.providers import ParsedWebhook, get_adapter
 from zapflow.providers.errors import WebhookPayloadError
+from zapflow.providers.scrub import scrub_webhook
+from zapflow.runtime.bodies import BodyNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -34,13 +36,17 @@ async def handle_raw(
     store: IngestStore,
     publish: Publish,
     media_queued: Callable[[], None] = lambda: None,
+    bodies: BodyReader | None = None,
 ) -> None:
     """Parse, store in one transaction, then publish; the caller acks when this returns.
 
-    A webhook seen before (redelivered after a crash between commit and ack) republishes the
-    events its first run wrote to the outbox, under the same ids, so JetStream drops them.
+    A body stored apart (``body_ref``, too large to travel inline) is read from ``bodies``.
+    Provider secrets the body carries (Evolution's ``apikey``) are scrubbed before it is parsed
+    and stored. A webhook seen before (redelivered after a crash between commit and ack)
+    republishes the events its first run wrote to the outbox, under the same ids, so JetStream
+    drops them.
     """
-    body, parsed = await _parse(evt, store)
+    body, parsed = await _parse(evt, store, bodies)
     ingested = await store.ingest(evt, body, parsed)
     if ingested is None:
         events = await store.outbox(evt.id)
@@ -69,12 +75,28 @@ async def _publish_all(events: Sequence[Event], publish: Publish) -> None:
         raise TransientError(f"publish failed: {type(exc).__name__}", code="publish") from exc
 
 
-async def _parse(evt: WebhookReceived, store: IngestStore) -> tuple[bytes, ParsedWebhook]:
+async def _body(evt: WebhookReceived, store: IngestStore, bodies: BodyReader | None) -> bytes:
+    if evt.body_ref is not None:
+        if bodies is None:
+            raise TransientError("no body store to read body_ref from", code="body_store")
+        try:
+            return await bodies.get(evt.body_ref)
+        except BodyNotFoundError as exc:
+            await store.record_failure(evt, b"", "stored body not found")
+            raise UnparseableWebhook("stored body not found", code="body_missing") from exc
+        except Exception as exc:  # NATS unreachable or slow: the body is still there
+            raise TransientError(f"body read failed: {type(exc).__name__}", code="body") from exc
     try:
-        body = base64.b64decode(evt.body_b64, validate=True)
+        return base64.b64decode(evt.body_b64, validate=True)
     except (binascii.Error, ValueError) as exc:
         await store.record_failure(evt, evt.body_b64.encode(), "body_b64 is not base64")
         raise UnparseableWebhook("body_b64 is not base64", code="bad_body") from exc
+
+
+async def _parse(
+    evt: WebhookReceived, store: IngestStore, bodies: BodyReader | None
+) -> tuple[bytes, ParsedWebhook]:
+    body = scrub_webhook(await _body(evt, store, bodies), evt.content_type or "")
     try:
         adapter = get_adapter(evt.provider)
     except KeyError as exc:

@@ -62,6 +62,14 @@ class OutboundStore(Protocol):
         ...
 
 
+class BodyReader(Protocol):
+    """Where webhook bodies too large to travel inline are kept (claim check)."""
+
+    async def get(self, name: str) -> bytes:
+        """The body; raises ``BodyNotFoundError`` if there is none under ``name``."""
+        ...
+
+
 class MediaStore(Protocol):
     """Where media bytes live: the filesystem by default, or an S3-compatible bucket."""
 

@@ -1,6 +1,9 @@
 """``zapflow providers …``: run recorded or captured provider payloads through the adapters.
 
-``zapflow providers parse <provider> <file>`` prints every canonical event of one webhook body as a
+``zapflow providers parse <provider> <file>`` prints the business channel the body names first, one
+``{"event": "receiving", "account": …, "phone": …, "name": …}`` line per receiving identity (Meta
+``phone_number_id`` and display number, Evolution instance and owner number, Z-API instance id and
+connected number, WuzAPI user id and instance name), then every canonical event of the body as a
 JSON line: ``{"event": "message"|"status"|"edit"|"revoke"|"contact", …fields}``, then one
 ``{"event": "ignored", "reason": …}`` line per item the adapter deliberately dropped. An invalid
 body prints the reason on stderr and exits with status 2.
@@ -86,6 +89,8 @@ def parse(
     except WebhookPayloadError as exc:
         typer.echo(f"error: {exc.reason}", err=True)
         raise typer.Exit(code=2) from exc
+    for identity in parsed.receiving:
+        typer.echo(json.dumps({"event": "receiving", **identity.as_dict()}))
     for name, item in parsed.events():
         line = {"event": name, **item.model_dump(mode="json")}
         typer.echo(json.dumps(line, ensure_ascii=False))

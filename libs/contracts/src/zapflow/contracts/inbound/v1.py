@@ -22,7 +22,10 @@ class WebhookReceived(Event):
     provider: ProviderName
     channel_id: ChannelId
     received_at: AwareDatetime
-    body_b64: str = Field(description="The request body, byte for byte, base64-encoded.")
+    body_b64: str = Field(
+        description="The request body, byte for byte, base64-encoded; empty when the body is "
+        "stored apart (`body_ref`)."
+    )
     content_type: str | None = Field(default=None, description="The request's Content-Type.")
     headers: dict[str, str] = Field(
         default_factory=dict,
@@ -31,4 +34,13 @@ class WebhookReceived(Event):
     query: dict[str, str] = Field(default_factory=dict, description="Query string parameters.")
     signature_verified: bool = Field(
         default=True, description="False only for providers that sign nothing."
+    )
+    body_ref: str | None = Field(
+        default=None,
+        description="Set for bodies too large to travel inline: the name of the object holding "
+        "the body, byte for byte, in the JetStream object store bucket `zf_inbound_bodies` "
+        "(claim check); `body_b64` is then empty.",
+    )
+    body_size: int | None = Field(
+        default=None, ge=0, description="Size of the body in bytes (set with `body_ref`)."
     )

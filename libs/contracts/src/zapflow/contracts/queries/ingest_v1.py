@@ -55,6 +55,9 @@ class ContactView(Contract):
     name: str | None = None
     created_at: AwareDatetime
     updated_at: AwareDatetime
+    user_id: str | None = Field(
+        default=None, description="Meta business-scoped user id (BSUID), when known."
+    )
 
 
 class ConversationView(Contract):

@@ -43,6 +43,7 @@ from zapflow.providers._wire import (
 )
 from zapflow.providers.base import ParsedWebhook
 from zapflow.providers.errors import WebhookPayloadError
+from zapflow.providers.identity import receiving_identities
 from zapflow.providers.phones import is_group, is_lid, normalize_phone, party, same_phone
 
 PROVIDER: Final = "evolution"
@@ -52,7 +53,7 @@ STATUS_MAP: Final[dict[str, DeliveryStatus]] = {
     "SERVER_ACK": DeliveryStatus.SENT,
     "DELIVERY_ACK": DeliveryStatus.DELIVERED,
     "READ": DeliveryStatus.READ,
-    "PLAYED": DeliveryStatus.READ,
+    "PLAYED": DeliveryStatus.PLAYED,
 }
 NUMERIC_STATUS: Final = ("ERROR", "PENDING", "SERVER_ACK", "DELIVERY_ACK", "READ", "PLAYED")
 """Baileys' numeric ack values 0-5, rendered as names by ``renderStatus``."""
@@ -70,7 +71,7 @@ def parse(body: bytes, *, channel_phone: str | None, clock: Clock) -> ParsedWebh
     data = decode_json(body, provider=PROVIDER)
     if not isinstance(data, dict) or not isinstance(data.get("event"), str) or "data" not in data:
         raise WebhookPayloadError("not an Evolution event envelope", provider=PROVIDER)
-    out = ParsedWebhook()
+    out = ParsedWebhook(receiving=list(receiving_identities(PROVIDER, data)))
     event = event_name(data["event"])
     owner = nonempty(data.get("sender"))
     if channel_phone and normalize_phone(owner) and not same_phone(owner, channel_phone):
@@ -121,7 +122,11 @@ def _message(record: JsonDict, out: ParsedWebhook, at: datetime, *, echo: bool) 
     wa = read_message(message, media_url=nonempty(message.get("mediaUrl")))
     if wa.revoke_target:
         revoke = MessageRevoke(
-            provider_message_id=wa.revoke_target, at=sent_at, contact=contact, from_me=from_me
+            provider_message_id=wa.revoke_target,
+            at=sent_at,
+            contact=contact,
+            from_me=from_me,
+            change_message_id=_own(message_id, wa.revoke_target),
         )
         out.revokes.append(revoke)
         return
@@ -132,6 +137,7 @@ def _message(record: JsonDict, out: ParsedWebhook, at: datetime, *, echo: bool) 
             at=sent_at,
             contact=contact,
             from_me=from_me,
+            change_message_id=_own(message_id, wa.edit_target),
         )
         out.edits.append(edit)
         return
@@ -150,6 +156,11 @@ def _message(record: JsonDict, out: ParsedWebhook, at: datetime, *, echo: bool) 
         forwarded=wa.forwarded or flag(ci_get(moved, "isForwarded")),
     )
     out.messages.append(build_message(envelope, wa.content, record))
+
+
+def _own(change_id: str | None, target: str) -> str | None:
+    """The id of an edit or revoke message itself, when it is not the target's."""
+    return change_id if change_id and change_id != target else None
 
 
 def _status(record: JsonDict, out: ParsedWebhook, at: datetime) -> None:
@@ -193,12 +204,14 @@ def _edited(record: JsonDict, out: ParsedWebhook, at: datetime) -> None:
         return
     text = wa.edit_text if wa.edit_target else plain_text(ci_get(proto, "editedMessage"))
     contact, _, _ = _conversation(key, None)
+    own = ident(ci_get(obj(record.get("key")), "id")) if proto is not record else None
     edit = MessageEdit(
         provider_message_id=target,
         text=text,
         at=unix_millis(ci_get(proto, "timestampMs")) or at,
         contact=contact,
         from_me=flag(key.get("fromMe")),
+        change_message_id=_own(own, target),
     )
     out.edits.append(edit)
 

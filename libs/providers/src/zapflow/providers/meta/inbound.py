@@ -10,7 +10,7 @@ messages and statuses.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Final
 
@@ -25,6 +25,7 @@ from zapflow.contracts.model import (
     MessageEdit,
     MessageKind,
     MessageRevoke,
+    Party,
     Reaction,
     SharedContact,
     StatusUpdate,
@@ -51,6 +52,7 @@ from zapflow.providers._wire import (
 )
 from zapflow.providers.base import ParsedWebhook
 from zapflow.providers.errors import WebhookPayloadError
+from zapflow.providers.identity import receiving_identities
 from zapflow.providers.phones import party, same_phone
 
 PROVIDER: Final = "meta"
@@ -59,7 +61,7 @@ STATUS_MAP: Final[dict[str, DeliveryStatus]] = {
     "sent": DeliveryStatus.SENT,
     "delivered": DeliveryStatus.DELIVERED,
     "read": DeliveryStatus.READ,
-    "played": DeliveryStatus.READ,
+    "played": DeliveryStatus.PLAYED,
     "failed": DeliveryStatus.FAILED,
 }
 _MEDIA: Final[dict[str, MessageKind]] = {
@@ -79,7 +81,7 @@ def parse(body: bytes, *, channel_phone: str | None, clock: Clock) -> ParsedWebh
         raise WebhookPayloadError("not a whatsapp_business_account envelope", provider=PROVIDER)
     if not isinstance(data.get("entry"), list):
         raise WebhookPayloadError("envelope without entry list", provider=PROVIDER)
-    out = ParsedWebhook()
+    out = ParsedWebhook(receiving=list(receiving_identities(PROVIDER, data)))
     for entry in objs(data["entry"]):
         for change in objs(entry.get("changes")):
             _change(change, out, channel_phone, clock)
@@ -96,15 +98,11 @@ def _change(change: JsonDict, out: ParsedWebhook, channel_phone: str | None, clo
     if channel_phone and display and not same_phone(display, channel_phone):
         out.ignored.append("addressed to another channel number")
         return
-    names: dict[str, str] = {}
-    for contact in objs(value.get("contacts")):
-        wa_id, name = ident(contact.get("wa_id")), nonempty(obj(contact.get("profile")).get("name"))
-        if wa_id and name:
-            names[wa_id] = name
+    people = _people(value.get("contacts"))
     for item in objs(value.get("messages")):
-        _guarded(item, out, names, echo=False, clock=clock)
+        _guarded(item, out, people, echo=False, clock=clock)
     for item in objs(value.get("message_echoes")):
-        _guarded(item, out, {}, echo=True, clock=clock)
+        _guarded(item, out, [], echo=True, clock=clock)
     for item in objs(value.get("statuses")):
         try:
             _status(item, out, clock)
@@ -113,27 +111,65 @@ def _change(change: JsonDict, out: ParsedWebhook, channel_phone: str | None, clo
     out.ignored.extend("webhook error" for _ in objs(value.get("errors")))
 
 
+@dataclass(frozen=True)
+class _Person:
+    """One ``value.contacts[]`` item: the customer's ids and profile name."""
+
+    wa_id: str | None
+    user_id: str | None
+    name: str | None
+
+
+def _people(value: object) -> list[_Person]:
+    people = []
+    for contact in objs(value):
+        person = _Person(
+            wa_id=ident(contact.get("wa_id")),
+            user_id=ident(contact.get("user_id")),
+            name=nonempty(obj(contact.get("profile")).get("name")),
+        )
+        if person.wa_id or person.user_id:
+            people.append(person)
+    return people
+
+
+def _person(people: list[_Person], wa_id: str | None, user_id: str | None) -> _Person | None:
+    """The contacts[] item of a message's sender: by wa_id, else by BSUID, else the only one."""
+    for person in people:
+        if (wa_id and person.wa_id == wa_id) or (user_id and person.user_id == user_id):
+            return person
+    return people[0] if len(people) == 1 else None
+
+
+def _customer(item: JsonDict, people: list[_Person], *, echo: bool) -> Party:
+    """The customer of a message: ``from`` / ``from_user_id`` (``to`` / ``to_user_id`` for our
+    echoes), completed from ``contacts[]`` (profile name, BSUID beside the wa_id)."""
+    wa_id = ident(item.get("to") if echo else item.get("from"))
+    user_id = ident(item.get("to_user_id") if echo else item.get("from_user_id"))
+    person = None if echo else _person(people, wa_id, user_id)
+    if person is not None:
+        wa_id, user_id = wa_id or person.wa_id, user_id or person.user_id
+    return party(wa_id, name=person.name if person else None, user_id=user_id)
+
+
 def _guarded(
-    item: JsonDict, out: ParsedWebhook, names: dict[str, str], *, echo: bool, clock: Clock
+    item: JsonDict, out: ParsedWebhook, people: list[_Person], *, echo: bool, clock: Clock
 ) -> None:
     try:
-        _message(item, out, names, echo=echo, clock=clock)
+        _message(item, out, people, echo=echo, clock=clock)
     except ValidationError:
         out.ignored.append("invalid message item")
 
 
 def _message(
-    item: JsonDict, out: ParsedWebhook, names: dict[str, str], *, echo: bool, clock: Clock
+    item: JsonDict, out: ParsedWebhook, people: list[_Person], *, echo: bool, clock: Clock
 ) -> None:
     message_id = ident(item.get("id"))
     if message_id is None:
         out.ignored.append("message without id")
         return
     sent_at = unix_seconds(item.get("timestamp")) or clock()
-    customer = ident(item.get("to")) if echo else ident(item.get("from"))
-    customer = customer or ident(item.get("from_user_id") if not echo else item.get("to_user_id"))
-    name = None if echo else names.get(customer or "") or _only(names)
-    contact = party(customer, name=name)
+    contact = _customer(item, people, echo=echo)
     kind = string(item.get("type"))
     if kind == "edit":
         edit = obj(item.get("edit"))
@@ -142,7 +178,12 @@ def _message(
             text = _edited_text(obj(edit.get("message")))
             out.edits.append(
                 MessageEdit(
-                    provider_message_id=target, text=text, at=sent_at, contact=contact, from_me=echo
+                    provider_message_id=target,
+                    text=text,
+                    at=sent_at,
+                    contact=contact,
+                    from_me=echo,
+                    change_message_id=message_id,
                 )
             )
             return
@@ -150,7 +191,13 @@ def _message(
         target = ident(obj(item.get("revoke")).get("original_message_id"))
         if target:
             out.revokes.append(
-                MessageRevoke(provider_message_id=target, at=sent_at, contact=contact, from_me=echo)
+                MessageRevoke(
+                    provider_message_id=target,
+                    at=sent_at,
+                    contact=contact,
+                    from_me=echo,
+                    change_message_id=message_id,
+                )
             )
             return
     group_id = ident(item.get("group_id"))
@@ -169,10 +216,6 @@ def _message(
     if "referral" in item:  # click-to-WhatsApp ad context has no canonical field: keep raw
         content = replace(content, keep_raw=True)
     out.messages.append(build_message(envelope, content, item))
-
-
-def _only(names: dict[str, str]) -> str | None:
-    return next(iter(names.values())) if len(names) == 1 else None
 
 
 def _edited_text(message: JsonDict) -> str | None:
@@ -278,13 +321,18 @@ def _status(item: JsonDict, out: ParsedWebhook, clock: Clock) -> None:
         out.ignored.append("status without id" if message_id is None else "unknown status")
         return
     recipient_id = ident(item.get("recipient_id"))
+    recipient_user = ident(item.get("recipient_user_id"))
     error = next(iter(objs(item.get("errors"))), {})
     out.statuses.append(
         StatusUpdate(
             provider_message_id=message_id,
             status=status,
             at=unix_seconds(item.get("timestamp")) or clock(),
-            recipient=party(recipient_id) if recipient_id else None,
+            recipient=(
+                party(recipient_id, user_id=recipient_user)
+                if recipient_id or recipient_user
+                else None
+            ),
             error_code=ident(error.get("code")),
             error_text=_error_text(error) if error else None,
         )

@@ -48,6 +48,7 @@ from zapflow.providers._wire import (
 )
 from zapflow.providers.base import ParsedWebhook
 from zapflow.providers.errors import WebhookPayloadError
+from zapflow.providers.identity import receiving_identities
 from zapflow.providers.phones import GROUP_SERVER, is_group, party, split_jid
 
 PROVIDER: Final = "wuzapi"
@@ -61,7 +62,7 @@ RECEIPT_TYPES: Final[dict[str, DeliveryStatus]] = {
     "": DeliveryStatus.DELIVERED,
     "delivered": DeliveryStatus.DELIVERED,
     "read": DeliveryStatus.READ,
-    "played": DeliveryStatus.READ,
+    "played": DeliveryStatus.PLAYED,
 }
 READ_SELF_TYPES: Final = frozenset({"read-self", "played-self"})
 _MAX_FORM_FIELDS: Final = 64
@@ -107,7 +108,7 @@ def parse(body: bytes, content_type: str, *, clock: Clock) -> ParsedWebhook:
     kind = data.get("type")
     if not isinstance(kind, str):
         raise WebhookPayloadError("not a WuzAPI event map", provider=PROVIDER)
-    out = ParsedWebhook()
+    out = ParsedWebhook(receiving=list(receiving_identities(PROVIDER, data)))
     handler = _HANDLERS.get(kind)
     if handler is None:
         out.ignored.append(kind if len(kind) <= 64 else "unknown event")
@@ -145,7 +146,11 @@ def _message(data: JsonDict, out: ParsedWebhook, clock: Clock) -> None:
     wa = read_message(ci_get(event, "Message"), media_url=nonempty(obj(data.get("s3")).get("url")))
     if wa.revoke_target:
         revoke = MessageRevoke(
-            provider_message_id=wa.revoke_target, at=sent_at, contact=contact, from_me=from_me
+            provider_message_id=wa.revoke_target,
+            at=sent_at,
+            contact=contact,
+            from_me=from_me,
+            change_message_id=message_id if message_id != wa.revoke_target else None,
         )
         out.revokes.append(revoke)
         return
@@ -156,6 +161,7 @@ def _message(data: JsonDict, out: ParsedWebhook, clock: Clock) -> None:
             at=sent_at,
             contact=contact,
             from_me=from_me,
+            change_message_id=message_id if message_id != wa.edit_target else None,
         )
         out.edits.append(edit)
         return
@@ -186,6 +192,8 @@ def _receipt(data: JsonDict, out: ParsedWebhook, clock: Clock) -> None:
         out.ignored.append("read-self receipt")
         return
     status = RECEIPT_STATES.get(state) if state else RECEIPT_TYPES.get(receipt_type)
+    if receipt_type == "played" and status is not None:
+        status = DeliveryStatus.PLAYED  # a played voice note: state says Read, type says more
     ids = [i for i in (ident(x) for x in arr(ci_get(event, "MessageIDs"))) if i is not None]
     if status is None or not ids:
         out.ignored.append("unsupported receipt" if status is None else "receipt without ids")

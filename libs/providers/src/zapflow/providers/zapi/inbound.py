@@ -48,6 +48,7 @@ from zapflow.providers._wire import (
 )
 from zapflow.providers.base import ParsedWebhook
 from zapflow.providers.errors import WebhookPayloadError
+from zapflow.providers.identity import receiving_identities
 from zapflow.providers.phones import is_group, normalize_phone, party, same_phone
 
 PROVIDER: Final = "zapi"
@@ -56,7 +57,7 @@ STATUS_MAP: Final[dict[str, DeliveryStatus]] = {
     "SENT": DeliveryStatus.SENT,
     "RECEIVED": DeliveryStatus.DELIVERED,
     "READ": DeliveryStatus.READ,
-    "PLAYED": DeliveryStatus.READ,
+    "PLAYED": DeliveryStatus.PLAYED,
 }
 READ_SELF: Final = frozenset({"READ_BY_ME", "READ-SELF"})
 """We read the customer's message: not a delivery status."""
@@ -68,7 +69,7 @@ def parse(body: bytes, *, channel_phone: str | None, clock: Clock) -> ParsedWebh
     data = decode_json(body, provider=PROVIDER)
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise WebhookPayloadError("not a Z-API callback", provider=PROVIDER)
-    out = ParsedWebhook()
+    out = ParsedWebhook(receiving=list(receiving_identities(PROVIDER, data)))
     connected = nonempty(data.get("connectedPhone"))
     if channel_phone and normalize_phone(connected) and not same_phone(connected, channel_phone):
         out.ignored.append("addressed to another channel number")

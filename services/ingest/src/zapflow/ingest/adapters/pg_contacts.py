@@ -27,17 +27,19 @@ from zapflow.ingest.domain import (
 )
 
 _FIND: Final = """
-SELECT id, kind, phone, wa_id, lid, name, created_at FROM contacts
+SELECT id, kind, phone, wa_id, lid, name, created_at, user_id FROM contacts
 WHERE tenant_id = $1 AND merged_into IS NULL
-  AND (phone = $2 OR lid = $3 OR (phone IS NULL AND lid IS NULL AND wa_id = $4))
+  AND (phone = $2 OR lid = $3 OR user_id = $5
+       OR (phone IS NULL AND lid IS NULL AND user_id IS NULL AND wa_id = $4))
 ORDER BY created_at, id
 """
 _CREATE: Final = """
-INSERT INTO contacts (id, tenant_id, kind, phone, wa_id, lid, name)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO contacts (id, tenant_id, kind, phone, wa_id, lid, name, user_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 """
 _ABSORB: Final = """
-UPDATE contacts SET merged_into = $2, phone = NULL, lid = NULL, updated_at = now()
+UPDATE contacts SET merged_into = $2, phone = NULL, lid = NULL, user_id = NULL,
+  updated_at = now()
 WHERE id = $1 OR merged_into = $1
 """
 _REPOINT_CONVERSATIONS: Final = """
@@ -97,10 +99,12 @@ class ContactResolver:
         self, party: Party, kind: ContactKind = "person"
     ) -> tuple[UUID, ContactChange | None]:
         """The contact ``party`` is (created if new) and the change made, if any."""
-        memo = (kind, party.phone, party.lid, party.wa_id, party.name)
+        memo = (kind, party.phone, party.lid, party.wa_id, party.name, party.user_id)
         if memo in self._known:
             return self._known[memo], None
-        rows = await self._conn.fetch(_FIND, self._tenant, party.phone, party.lid, party.wa_id)
+        rows = await self._conn.fetch(
+            _FIND, self._tenant, party.phone, party.lid, party.wa_id, party.user_id
+        )
         plan = plan_contact(party, [_stored(r) for r in rows])
         contact_id, change = await self._apply(plan, kind)
         self._known[memo] = contact_id
@@ -113,7 +117,15 @@ class ContactResolver:
             new_id = uuid4()
             f = plan.fields
             await self._conn.execute(
-                _CREATE, new_id, self._tenant, kind, f["phone"], f["wa_id"], f["lid"], f["name"]
+                _CREATE,
+                new_id,
+                self._tenant,
+                kind,
+                f["phone"],
+                f["wa_id"],
+                f["lid"],
+                f["name"],
+                f["user_id"],
             )
             changed = tuple(k for k in IDENTITY_FIELDS if f.get(k))
             return new_id, ContactChange(new_id, party_after(plan), True, changed)
@@ -153,4 +165,5 @@ def _stored(row: asyncpg.Record) -> StoredContact:
         lid=row["lid"],
         name=row["name"],
         created_at=row["created_at"],
+        user_id=row["user_id"],
     )

@@ -5,7 +5,8 @@ contacts, conversations and messages, receipts/edits/revokes, media jobs, the ``
 row and the ``outbox`` of events to publish. Messages are inserted with
 ``ON CONFLICT (channel_id, provider_message_id) DO NOTHING``: a duplicate webhook (a new raw id
 for the same message) changes nothing and produces no event. Items about the same provider
-message id are serialized by advisory locks taken with ``BEGIN`` (``pglocks``); unique-key races
+message id are serialized by advisory locks taken with ``BEGIN`` (``pglocks``: a bounded number,
+whatever the number of items); unique-key races
 on contacts and conversations (another worker or replica created the row first) roll back and
 retry the whole transaction.
 """
@@ -84,7 +85,10 @@ class PgIngestStore:
     ) -> Ingested | None:
         try:
             keys = _lock_keys(evt.channel_id, parsed)
-            async with self._pool.acquire() as conn, locked_transaction(conn, keys):
+            async with (
+                self._pool.acquire() as conn,
+                locked_transaction(conn, evt.channel_id, keys),
+            ):
                 run = WebhookItems(conn, evt)
                 await run.all(parsed)
                 if not await self._finish(conn, evt, body, parsed, run):

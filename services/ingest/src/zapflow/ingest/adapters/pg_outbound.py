@@ -47,7 +47,7 @@ class PgOutboundStore:
         try:
             async with self._pool.acquire() as conn:
                 keys = await _lock_keys(conn, evt)
-                async with locked_transaction(conn, keys):
+                async with locked_transaction(conn, channel_of(evt), keys):
                     run = SendRun(conn, SendCause.of(evt), frozenset(keys))
                     await run.apply(evt)
                     claimed = await conn.fetchval(

@@ -39,7 +39,7 @@ _OUTBOUND_CONTENT: Final[TypeAdapter[OutboundContent]] = TypeAdapter(OutboundCon
 _CONVERSATION_COLUMNS: Final = """
 c.id, c.channel_id, c.group_id, c.status, c.assignee, c.unread_count, c.last_message_at,
 c.last_inbound_at, c.created_at, k.id AS contact_id, k.kind, k.phone, k.wa_id, k.lid, k.name,
-k.created_at AS contact_created_at, k.updated_at AS contact_updated_at
+k.user_id, k.created_at AS contact_created_at, k.updated_at AS contact_updated_at
 """
 _MESSAGE_COLUMNS: Final = """
 m.id, m.conversation_id, m.channel_id, m.contact_id, m.sender_contact_id,
@@ -57,7 +57,7 @@ SELECT {_CONVERSATION_COLUMNS}
 FROM conversations c JOIN contacts k ON k.id = c.contact_id
 WHERE c.tenant_id = $1 AND c.id = $2
 """
-_CONTACT_COLUMNS: Final = "id, kind, phone, wa_id, lid, name, created_at, updated_at"
+_CONTACT_COLUMNS: Final = "id, kind, phone, wa_id, lid, name, user_id, created_at, updated_at"
 _CONTACT_BY_ID: Final = f"""
 SELECT {_CONTACT_COLUMNS} FROM contacts
 WHERE tenant_id = $1 AND id = (
@@ -211,6 +211,7 @@ def _contact(row: asyncpg.Record, prefix: str) -> ContactView:
         wa_id=row["wa_id"],
         lid=row["lid"],
         name=row["name"],
+        user_id=row["user_id"],
         created_at=row[f"{prefix}created_at"],
         updated_at=row[f"{prefix}updated_at"],
     )

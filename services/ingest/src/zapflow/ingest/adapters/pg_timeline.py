@@ -60,8 +60,12 @@ _TAKE_CHANGES: Final = """
 DELETE FROM message_pending_changes WHERE channel_id = $1 AND provider_message_id = $2
 RETURNING change, at, payload
 """
-_EDIT: Final = "UPDATE messages SET text = $2, edited = true, edited_at = $3 WHERE id = $1"
-_REVOKE: Final = "UPDATE messages SET revoked = true, revoked_at = $2 WHERE id = $1"
+_EDIT: Final = """
+UPDATE messages SET text = $2, edited = true, edited_at = $3, edit_message_id = $4 WHERE id = $1
+"""
+_REVOKE: Final = """
+UPDATE messages SET revoked = true, revoked_at = $2, revoke_message_id = $3 WHERE id = $1
+"""
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,9 @@ class Timeline:
             return []
         if target.revoked or (target.edited_at is not None and target.edited_at >= edit.at):
             return []  # a stale edit, or an edit of a deleted message
-        await self._conn.execute(_EDIT, target.id, pgjson.text(edit.text), edit.at)
+        await self._conn.execute(
+            _EDIT, target.id, pgjson.text(edit.text), edit.at, pgjson.text(edit.change_message_id)
+        )
         return [
             events.message_edited(
                 self._src,
@@ -166,7 +172,9 @@ class Timeline:
             return []
         if target.revoked:
             return []
-        await self._conn.execute(_REVOKE, target.id, revoke.at)
+        await self._conn.execute(
+            _REVOKE, target.id, revoke.at, pgjson.text(revoke.change_message_id)
+        )
         return [
             events.message_revoked(
                 self._src,
