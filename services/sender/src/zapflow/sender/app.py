@@ -20,6 +20,7 @@ from typing import Final
 from zapflow.contracts.streams import (
     SENDER_APPROVED,
     ZF_CHANNELS,
+    ZF_MESSAGES,
     ZF_SENDING,
     ConsumerSpec,
     streams_owned_by,
@@ -31,6 +32,7 @@ from zapflow.sender.adapters.channels import ChannelReplay
 from zapflow.sender.adapters.credentials import GatewayCredentials
 from zapflow.sender.adapters.pg import PgAttemptStore
 from zapflow.sender.adapters.provider import ProviderCalls
+from zapflow.sender.adapters.statuses import StatusScans
 from zapflow.sender.domain import AimdConfig, RetryPolicy
 from zapflow.sender.pacing import Pacers
 from zapflow.sender.ports import CredentialSource, ProviderPort
@@ -61,8 +63,9 @@ def create_service(settings: Settings, overrides: Overrides | None = None) -> Se
         # also the streams it reads and writes but does not own (declaring them is idempotent,
         # so start-up order never matters). ZF_CHANNELS is read by every replica through its own
         # ordered consumer (adapters.channels): the shared durable ``sender-channels`` would
-        # split the channels between the replicas, so it is not declared
-        streams=(*streams_owned_by(NAME), ZF_CHANNELS, ZF_SENDING),
+        # split the channels between the replicas, so it is not declared. ZF_MESSAGES is read
+        # (status events, ordered consumers) only while a send is in doubt (adapters.statuses)
+        streams=(*streams_owned_by(NAME), ZF_CHANNELS, ZF_SENDING, ZF_MESSAGES),
         consumers=SENDER_APPROVED,
         migrations=files("zapflow.sender") / "migrations",
         setup=setup,
@@ -106,6 +109,8 @@ async def _setup(svc: Service, s: Settings, overrides: Overrides) -> None:
     )
     publish = svc.publish
     sink = Sink(publish)
+    statuses = StatusScans(svc.js)
+    svc.resources.push_async_callback(statuses.close)
 
     def deps_for(guard: PartitionGuard, pacers: Pacers) -> handlers.Deps:
         return handlers.Deps(
@@ -118,6 +123,8 @@ async def _setup(svc: Service, s: Settings, overrides: Overrides) -> None:
             guard=guard,
             policy=policy,
             in_doubt_after_s=s.provider_timeout_s + s.in_doubt_margin_s,
+            statuses=statuses,
+            in_doubt_window_s=s.in_doubt_window_s,
         )
 
     def make_worker(spec: ConsumerSpec) -> PartitionWorker:

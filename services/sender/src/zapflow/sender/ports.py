@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Protocol
 from uuid import UUID
 
@@ -144,6 +144,27 @@ class Guard(Protocol):
 
 class Stopping(Exception):
     """The partition is being released: leave the message unacknowledged for the next owner."""
+
+
+class StatusWatch(Protocol):
+    """Provider statuses that name one in-doubt message by our id (``MessageStatusChanged`` with
+    ``client_message_id``, from ingest), while the watch is open."""
+
+    async def named(self, timeout_s: float) -> str | None:
+        """Wait up to ``timeout_s`` for a status naming the message; its provider id, or None."""
+        ...
+
+    def heard_since(self, at: datetime) -> bool:
+        """A status of the channel reported by the provider at or after ``at`` arrived."""
+        ...
+
+
+class ProviderStatuses(Protocol):
+    def watch(
+        self, tenant_id: str, channel_id: str, message_id: UUID, *, since: datetime
+    ) -> AbstractAsyncContextManager[StatusWatch]:
+        """Watch statuses published from ``since`` (the call's start) on, until closed."""
+        ...
 
 
 class Publish(Protocol):

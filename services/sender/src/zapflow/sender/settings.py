@@ -27,6 +27,12 @@ class Settings(BaseServiceSettings):
         ge=0,
         description="A 'sending' record older than provider timeout + this is in doubt.",
     )
+    in_doubt_window_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long, from the call, an in-doubt send waits for a provider status "
+        "naming it, unless its channel sets in_doubt.window_s. Webhooks can lag: keep minutes.",
+    )
     max_attempts: int = Field(default=6, ge=1, description="Provider calls on transient errors.")
     retry_base_s: float = Field(default=0.5, gt=0)
     retry_cap_s: float = Field(default=30.0, gt=0)
