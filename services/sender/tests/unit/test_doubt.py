@@ -1,5 +1,5 @@
-"""In-doubt rules: per provider defaults, the channel's settings, and the decision after the
-window."""
+"""In-doubt rules (per provider defaults, the channel's settings, the decision after the window)
+and the memory budget of a channel."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 
 from zapflow.contracts.channels.v1 import InDoubtPolicy, InDoubtSettings
 from zapflow.sender.domain.doubt import AfterWindow, after_window, in_doubt_rule
+from zapflow.sender.parking import Budget
 
 
 @pytest.mark.parametrize(
@@ -39,3 +40,11 @@ def test_resend_needs_evidence_where_the_provider_could_have_named_the_message()
     assert after_window(blind, channel_heard_after_call=False) is AfterWindow.RESEND
     careful = in_doubt_rule(InDoubtSettings(policy=InDoubtPolicy.DEAD_LETTER), "meta", 300.0)
     assert after_window(careful, channel_heard_after_call=True) is AfterWindow.DEAD_LETTER
+
+
+def test_a_channels_memory_budget_is_seconds_of_its_pace_within_bounds() -> None:
+    budget = Budget(horizon_s=10, min_messages=16, max_messages=250)
+    assert budget.of(None) == 16  # before its first send: the minimum
+    assert budget.of(0.001) == 16
+    assert budget.of(8) == 80
+    assert budget.of(80) == 250

@@ -5,7 +5,9 @@ channel settings replayed from ``ZF_CHANNELS``, credentials from the gateway, pr
 through ``zapflow.providers`` (an ``httpx.AsyncClient`` per sending number on the sender's lean
 transport), and a :class:`~zapflow.sender.runner.PartitionRunner` consuming the partitions this
 replica leases. The runner is started by the ``setup`` hook and stopped through
-``svc.resources`` (first: it waits for the calls in flight). Tests replace ports with
+``svc.resources`` (first: it waits for the calls in flight). Each worker parks what a channel
+holds beyond its memory budget in ``parked_sends`` (``zapflow.sender.parking``), and in-doubt
+sends wait for the provider's statuses (``adapters.statuses``). Tests replace ports with
 ``Overrides``.
 """
 
@@ -31,10 +33,12 @@ from zapflow.sender import handlers
 from zapflow.sender.adapters.channels import ChannelReplay
 from zapflow.sender.adapters.credentials import GatewayCredentials
 from zapflow.sender.adapters.pg import PgAttemptStore
+from zapflow.sender.adapters.pg_park import PgParkStore
 from zapflow.sender.adapters.provider import ProviderCalls
 from zapflow.sender.adapters.statuses import StatusScans
 from zapflow.sender.domain import AimdConfig, RetryPolicy
 from zapflow.sender.pacing import Pacers
+from zapflow.sender.parking import Budget
 from zapflow.sender.ports import CredentialSource, ProviderPort
 from zapflow.sender.runner import PartitionRunner
 from zapflow.sender.settings import Settings
@@ -127,9 +131,16 @@ async def _setup(svc: Service, s: Settings, overrides: Overrides) -> None:
             in_doubt_window_s=s.in_doubt_window_s,
         )
 
+    park = PgParkStore(pool)
+    budget = Budget(
+        horizon_s=s.channel_budget_s,
+        min_messages=s.channel_budget_min,
+        max_messages=s.channel_budget_max,
+    )
+
     def make_worker(spec: ConsumerSpec) -> PartitionWorker:
         pacers = Pacers(store, aimd=aimd, headroom=s.pace_headroom)
-        return PartitionWorker(svc.js, spec, deps_for, pacers, sink)
+        return PartitionWorker(svc.js, spec, deps_for, pacers, sink, park=park, budget=budget)
 
     runner = PartitionRunner(
         svc.js,

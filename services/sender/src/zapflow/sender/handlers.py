@@ -53,6 +53,7 @@ from zapflow.sender.ports import (
     NewAttempt,
     Pacer,
     PaceSlot,
+    ParkedSend,
     ProviderPort,
     ProviderStatuses,
     Publish,
@@ -79,10 +80,16 @@ class Job:
     replay_of: UUID | None = None
     record: AttemptRecord | None = None
     prefetched: bool = False
+    parked: ParkedSend | None = None
+    """Fed back from ``parked_sends`` (acknowledged on JetStream when it was parked)."""
 
     @property
     def message_id(self) -> UUID:
         return self.approved.request.message_id
+
+    @property
+    def channel_key(self) -> tuple[str, str]:
+        return self.approved.tenant_id, self.approved.request.channel_id
 
 
 class _NoStatuses:

@@ -29,6 +29,15 @@ IN_DOUBT_WAITING = Gauge(
     "zf_sender_in_doubt_waiting",
     "In-doubt sends waiting for a provider status that names them (their lanes wait too).",
 )
+PARKED = Gauge(
+    "zf_sender_parked_messages",
+    "Approved sends a channel has waiting in parked_sends (over its memory budget), per owned "
+    "channel.",
+    ["tenant", "channel"],
+)
+PARKED_TOTAL = Counter(
+    "zf_sender_parked_total", "Approved sends moved out of memory into parked_sends."
+)
 HELD = Gauge("zf_sender_held_messages", "Approved sends fetched and not yet acknowledged.")
 PARTITIONS = Gauge("zf_sender_partitions_owned", "Partitions this replica holds a lease on.")
 DEAD_LETTERED = Counter("zf_sender_dead_lettered_total", "Messages sent to the DLQ.")

@@ -76,6 +76,47 @@ class AttemptStore(Protocol):
     async def save_pace_factor(self, tenant_id: str, channel_id: str, factor: float) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ParkedSend:
+    """An approved send kept in ``parked_sends`` instead of memory (byte for byte)."""
+
+    message_id: UUID
+    tenant_id: str
+    channel_id: str
+    partition: int
+    seq: int
+    subject: str
+    headers: dict[str, str]
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What a channel has parked: how many, first and last stream sequence."""
+
+    parked: int
+    first_seq: int
+    last_seq: int
+
+
+class ParkStore(Protocol):
+    """``parked_sends``: the sender's durable per-channel queue (``zapflow.sender.parking``)."""
+
+    async def park(self, sends: Sequence[ParkedSend]) -> None:
+        """Insert (a message id parked before is left as it is); returns once committed."""
+        ...
+
+    async def backlog(self, partition: int) -> dict[tuple[str, str], Backlog]: ...
+
+    async def next(
+        self, tenant_id: str, channel_id: str, *, after_seq: int, through_seq: int, limit: int
+    ) -> list[ParkedSend]:
+        """The channel's parked sends with ``after_seq < seq <= through_seq``, in order."""
+        ...
+
+    async def remove(self, message_id: UUID) -> None: ...
+
+
 class ChannelDirectory(Protocol):
     """The sender's copy of every channel's settings (replayed from ``ZF_CHANNELS``)."""
 
