@@ -374,13 +374,16 @@ async def _resolve_in_doubt(job: Job, record: AttemptRecord, deps: Deps) -> Outc
             )
     if changed:
         return None  # the record moved meanwhile (a late answer was recorded): re-plan
+    ids = {"message_id": str(job.message_id)}
     if found is not None:
+        logger.info("in-doubt send named by a provider status: sent", extra=ids)
         metrics.SENDS.labels("in_doubt_sent").inc()
         accepted = partial(deps.store.record_accepted, job.message_id, found)
         sent = await _durably(deps, accepted)
         await outcomes.publish_sent(deps.publish, job.approved, sent, deps.clock())
         return Ack()
     if after_window(rule, channel_heard_after_call=heard) is AfterWindow.RESEND:
+        logger.warning("in-doubt send not named by the provider in its window: resent", extra=ids)
         metrics.SENDS.labels("in_doubt_resent").inc()
         text = "in doubt; no provider status named it within the window: sent again"
         await deps.store.record_retry(job.message_id, rate_limited=False, code=IN_DOUBT, text=text)
