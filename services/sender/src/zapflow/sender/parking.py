@@ -68,6 +68,7 @@ class _Channel:
     parking: int = 0  # routed to the park, insert not committed yet
     fed_through: int = 0  # stream sequence of the last row fed (rows after it wait)
     check: bool = False  # the count may be off: look in the park before leaving parking mode
+    configured: float | None = None  # the channel's configured rate (before its pacer exists)
 
 
 class Parking:
@@ -91,7 +92,18 @@ class Parking:
         self._wake = asyncio.Event()
 
     def budget(self, key: ChannelKey) -> int:
-        return self._budget.of(self._rate_of(*key))
+        channel = self._channels.get(key)
+        configured = channel.configured if channel is not None else None
+        return self._budget.of(self._rate_of(*key) or configured)
+
+    def knows(self, key: ChannelKey) -> bool:
+        channel = self._channels.get(key)
+        return channel is not None and channel.configured is not None
+
+    def configured(self, key: ChannelKey, rate_per_s: float) -> None:
+        """The channel's configured pace (0: unknown), for its budget until its pacer reports
+        the current one (which AIMD may have lowered)."""
+        self._channel(key).configured = rate_per_s
 
     async def load(self) -> None:
         """What earlier owners parked in this partition; before the first fetch."""

@@ -231,6 +231,10 @@ class PartitionWorker:
         if self.parking is None:
             kept, parked = jobs, []
         else:
+            for key in {job.channel_key for job in jobs}:
+                if not self.parking.knows(key):  # the budget from the pace, from the start
+                    settings = await self._deps.channels.settings(*key)
+                    self.parking.configured(key, settings.pace.rate_per_second if settings else 0)
             kept = [job for job in jobs if not self.parking.route(job.channel_key, job.seq)]
             parked = [job for job in jobs if job not in kept]
         if parked:
