@@ -228,15 +228,15 @@ class PartitionWorker:
 
     async def _dispatch(self, msgs: list[Msg], jobs: list[handlers.Job]) -> None:
         """Each fetched job to its lane, or to the park when its channel is over budget."""
-        if self.parking is None:
-            kept, parked = jobs, []
-        else:
+        kept, parked = jobs, list[handlers.Job]()
+        if self.parking is not None:
             for key in {job.channel_key for job in jobs}:
                 if not self.parking.knows(key):  # the budget from the pace, from the start
                     settings = await self._deps.channels.settings(*key)
                     self.parking.configured(key, settings.pace.rate_per_second if settings else 0)
-            kept = [job for job in jobs if not self.parking.route(job.channel_key, job.seq)]
-            parked = [job for job in jobs if job not in kept]
+            kept = []
+            for job in jobs:
+                (parked if self.parking.route(job.channel_key, job.seq) else kept).append(job)
         if parked:
             await self._park_jobs(parked)
         await self._prefetch(kept)
