@@ -228,7 +228,8 @@ class PartitionWorker:
 
     async def _dispatch(self, msgs: list[Msg], jobs: list[handlers.Job]) -> None:
         """Each fetched job to its lane, or to the park when its channel is over budget."""
-        kept, parked = jobs, list[handlers.Job]()
+        parked: list[handlers.Job]
+        kept, parked = jobs, []
         if self.parking is not None:
             for key in {job.channel_key for job in jobs}:
                 if not self.parking.knows(key):  # the budget from the pace, from the start
