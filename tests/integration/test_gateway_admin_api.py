@@ -316,6 +316,25 @@ async def test_patch_changes_only_what_is_given_and_announces_it(api: Api) -> No
     ]
 
 
+async def test_in_doubt_settings_are_stored_announced_and_patched(api: Api) -> None:
+    body = meta_channel()
+    created = await api.client.post("/v1/channels", json=body, headers=api.a)
+    assert created.status_code == 201, created.text
+    assert created.json()["in_doubt"] == {"policy": None, "window_s": None}  # sender defaults
+    path = f"/v1/channels/{body['id']}"
+    patch = {"in_doubt": {"policy": "dead_letter", "window_s": 600}}
+    response = await api.client.patch(path, json=patch, headers=api.a)
+    assert response.status_code == 200, response.text
+    assert response.json()["in_doubt"] == {"policy": "dead_letter", "window_s": 600}
+    msg = await channel_event(api.js, CHANNELS_UPDATED_V1, api.tenant_a, body["id"])
+    event = ChannelUpdated.model_validate_json(msg.data)
+    assert event.changed == ("in_doubt",)
+    assert (event.channel.in_doubt.policy, event.channel.in_doubt.window_s) == ("dead_letter", 600)
+    for bad in ({"in_doubt": {"policy": "maybe"}}, {"in_doubt": {"window": 1}}, {"in_doubt": None}):
+        refused = await api.client.patch(path, json=bad, headers=api.a)
+        assert refused.status_code == 400, (bad, refused.text)
+
+
 async def test_disable_and_enable_are_idempotent_and_announced(api: Api) -> None:
     body = meta_channel()
     assert (await api.client.post("/v1/channels", json=body, headers=api.a)).status_code == 201

@@ -139,13 +139,17 @@ def meta(value: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def meta_status(provider_id: str, status: str, seconds: int) -> dict[str, Any]:
+def meta_status(
+    provider_id: str, status: str, seconds: int, *, echo: str | None = None
+) -> dict[str, Any]:
     item = {
         "id": provider_id,
         "status": status,
         "timestamp": str(TS0 + seconds),
         "recipient_id": WA_ID,
     }
+    if echo is not None:
+        item["biz_opaque_callback_data"] = echo
     return meta({"statuses": [item]})
 
 
@@ -314,7 +318,7 @@ class Outbound:
 async def outbound(
     nats_url: str, fresh_db: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Outbound]:
-    tenants = [unique("t") for _ in range(24)]
+    tenants = [unique("t") for _ in range(30)]
     raw = ConsumerSpec(
         durable=unique("ingest-outbound-raw"),
         stream=ZF_INBOUND.name,
@@ -549,6 +553,59 @@ async def test_outcome_and_receipts_before_the_request_are_applied_when_it_arriv
         "SELECT count(*) FROM outbound_pending_outcomes WHERE message_id = $1", req.message_id
     )
     assert parked == 0
+
+
+async def test_a_receipt_naming_our_message_links_its_provider_id_without_an_outcome(
+    outbound: Outbound,
+) -> None:
+    # the sender died during the call: no SendSucceeded, but Meta echoes our message id
+    tenant, other, channel = outbound.tenant(), outbound.tenant(), unique("ch")
+    req = request(channel)
+    await outbound.send(requested(tenant, req))
+    echo = str(req.message_id)
+    await outbound.webhook(other, channel, "meta", meta_status("wamid.X", "sent", 1, echo=echo))
+    await outbound.webhook(tenant, channel, "meta", meta_status("wamid.J", "sent", 1, echo="junk"))
+    assert (await outbound.only_message(tenant)).provider_message_id is None  # not for them
+
+    await outbound.webhook(tenant, channel, "meta", meta_status("wamid.D", "sent", 1, echo=echo))
+    await outbound.webhook(tenant, channel, "meta", meta_status("wamid.D2", "read", 4, echo=echo))
+    await outbound.webhook(
+        tenant, channel, "meta", meta_status("wamid.D", "delivered", 2, echo=echo)
+    )
+    message = await outbound.only_message(tenant)
+    assert (message.status, message.provider_message_id) == ("delivered", "wamid.D")
+    changes = await outbound.events(s.MESSAGES_STATUS_CHANGED_V1, tenant)
+    assert [(e["status"], e["provider_message_id"], e["client_message_id"]) for e in changes] == [
+        ("sent", "wamid.D", echo),
+        ("delivered", "wamid.D", echo),
+    ]
+    # the sender learns of it and reports the same id: nothing moves, nothing is published
+    await outbound.send(succeeded(tenant, req, "wamid.D"))
+    assert len(await outbound.events(s.MESSAGES_STATUS_CHANGED_V1, tenant)) == 2
+    assert (await outbound.only_message(tenant)).status == "delivered"
+
+
+async def test_receipts_naming_our_message_before_its_request_link_when_it_is_recorded(
+    outbound: Outbound,
+) -> None:
+    tenant, channel = outbound.tenant(), unique("ch")
+    req = request(channel)
+    echo = str(req.message_id)
+    await outbound.webhook(tenant, channel, "meta", meta_status("wamid.E", "sent", 1, echo=echo))
+    await outbound.webhook(
+        tenant, channel, "meta", meta_status("wamid.E", "delivered", 2, echo=echo)
+    )
+    assert await outbound.conversations(tenant) == []
+
+    await outbound.send(requested(tenant, req))
+    message = await outbound.only_message(tenant)
+    assert (message.status, message.provider_message_id) == ("delivered", "wamid.E")
+    (change,) = await outbound.events(s.MESSAGES_STATUS_CHANGED_V1, tenant)
+    assert (change["status"], change["previous"], change["client_message_id"]) == (
+        "delivered",
+        "queued",
+        echo,
+    )
 
 
 async def test_a_veto_shows_its_reason(outbound: Outbound) -> None:

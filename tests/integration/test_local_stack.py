@@ -78,6 +78,8 @@ def test_up_starts_every_service_and_status_reports_them_then_sigint_stops_all(
         assert "ingest-raw" in status.stdout
         consumers = status.stdout.split(" CONSUMER ", 1)[1]
         assert "KV_zf_leases" not in consumers  # lease watchers only with --all
+        parked = status.stdout.split("PARKED SENDS (sender)", 1)[1]  # the sender's backlog
+        assert "none: every channel holds its sends within its budget" in parked
         everything = subprocess.run(
             [BIN / "zapflow", "status", "--all"],
             env=env,

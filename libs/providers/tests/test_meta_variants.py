@@ -253,6 +253,20 @@ def test_statuses_played_unknown_and_brazilian_wa_id(doc: Doc) -> None:
     assert (parsed.statuses, parsed.ignored) == ([], ["unknown status"])
 
 
+def test_statuses_echo_biz_opaque_callback_data(doc: Doc) -> None:
+    payload = doc("meta", "status_delivered.json")
+    status = payload["entry"][0]["changes"][0]["value"]["statuses"][0]
+    (update,) = parse(payload).statuses
+    assert update.client_message_id is None
+    status["biz_opaque_callback_data"] = "6f1c3b1e-5d0a-4f7e-9a51-3c2b7d9e8a10"
+    (update,) = parse(payload).statuses
+    assert update.client_message_id == "6f1c3b1e-5d0a-4f7e-9a51-3c2b7d9e8a10"
+    for unusable in ("", "   ", 42, "x" * 513):
+        status["biz_opaque_callback_data"] = unusable
+        (update,) = parse(payload).statuses
+        assert update.client_message_id is None
+
+
 def test_channel_phone_filter_and_missing_timestamp(doc: Doc) -> None:
     payload = doc("meta", "inbound_text.json")
     assert parse(payload, channel_phone="+55 (11) 99999-0000").messages

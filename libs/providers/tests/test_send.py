@@ -21,6 +21,7 @@ from zapflow.providers.content import (
 from zapflow.providers.errors import (
     ChannelConfigError,
     InvalidRecipientError,
+    InvalidRequestError,
     ProviderTimeoutError,
     ProviderUnavailableError,
     RateLimitedError,
@@ -255,3 +256,25 @@ async def test_a_base_url_the_egress_guard_refuses_is_a_permanent_config_error(
             await get_adapter("evolution").send(client, TEXT, channel)
     assert refused.value.code == "egress_refused"
     assert "k" not in str(refused.value).split()
+
+
+def test_client_message_id_travels_where_the_provider_echoes_or_deduplicates_it() -> None:
+    ours = "6f1c3b1e-5d0a-4f7e-9a51-3c2b7d9e8a10"
+    content = OutboundContent(to="+5511999990001", text="oi", client_message_id=ours)
+    meta = get_adapter("meta").build_send_request(content, CHANNELS["meta"]).json
+    assert meta is not None
+    assert meta["biz_opaque_callback_data"] == ours  # echoed in every status webhook
+    assert "biz_opaque_callback_data" not in (
+        get_adapter("meta").build_send_request(TEXT, CHANNELS["meta"]).json or {}
+    )
+    wuz = get_adapter("wuzapi").build_send_request(content, CHANNELS["wuzapi"]).json
+    assert wuz is not None
+    assert wuz["Id"] == ours  # WhatsApp's message id: a resend is de-duplicated
+    for provider in ("evolution", "zapi"):  # neither takes an id of ours
+        body = get_adapter(provider).build_send_request(content, CHANNELS[provider]).json
+        assert ours not in json.dumps(body)
+    with pytest.raises(InvalidRequestError):
+        get_adapter("meta").build_send_request(
+            OutboundContent(to="+5511999990001", text="oi", client_message_id="x" * 513),
+            CHANNELS["meta"],
+        )

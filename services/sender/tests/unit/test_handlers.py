@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from uuid import UUID, uuid4
@@ -12,7 +12,12 @@ from uuid import UUID, uuid4
 import pytest
 from nats.js.api import PubAck
 
-from zapflow.contracts.channels.v1 import ChannelSettings, PaceSettings
+from zapflow.contracts.channels.v1 import (
+    ChannelSettings,
+    InDoubtPolicy,
+    InDoubtSettings,
+    PaceSettings,
+)
 from zapflow.contracts.common import SendOrigin
 from zapflow.contracts.content import TextContent
 from zapflow.contracts.envelope import Event
@@ -222,6 +227,44 @@ class FakeCredentials:
 
 
 @dataclass
+class FakeStatuses:
+    """Provider statuses naming messages (``named``), and the latest status time of the channel
+    (``heard``); ``polls`` counts how often a watch was asked."""
+
+    named: dict[UUID, str] = field(default_factory=dict)
+    heard: datetime | None = None
+    after_polls: int = 0
+    polls: int = 0
+    watched: list[tuple[UUID, datetime]] = field(default_factory=list)
+    open: int = 0
+
+    @contextlib.asynccontextmanager
+    async def watch(
+        self, tenant_id: str, channel_id: str, message_id: UUID, *, since: datetime
+    ) -> AsyncIterator[FakeStatuses.Watch]:
+        self.watched.append((message_id, since))
+        self.open += 1
+        try:
+            yield FakeStatuses.Watch(self, message_id)
+        finally:
+            self.open -= 1
+
+    @dataclass
+    class Watch:
+        statuses: FakeStatuses
+        message_id: UUID
+
+        async def named(self, timeout_s: float) -> str | None:
+            self.statuses.polls += 1
+            if self.statuses.polls <= self.statuses.after_polls:
+                return None
+            return self.statuses.named.get(self.message_id)
+
+        def heard_since(self, at: datetime) -> bool:
+            return self.statuses.heard is not None and self.statuses.heard >= at
+
+
+@dataclass
 class World:
     store: FakeStore = field(default_factory=FakeStore)
     provider: FakeProvider = field(default_factory=FakeProvider)
@@ -229,6 +272,7 @@ class World:
     pacer: FakePacer = field(default_factory=FakePacer)
     channels: FakeChannels = field(default_factory=FakeChannels)
     credentials: FakeCredentials = field(default_factory=FakeCredentials)
+    statuses: FakeStatuses = field(default_factory=FakeStatuses)
     slept: list[float] = field(default_factory=list)
 
     def deps(self, **kw: object) -> handlers.Deps:
@@ -249,16 +293,25 @@ class World:
             rng=random.Random(1),
             sleep=sleep,
             clock=lambda: NOW,
+            statuses=self.statuses,
             **kw,  # type: ignore[arg-type]
         )
 
-    def job(self, approved: SendApproved, replay_of: UUID | None = None) -> handlers.Job:
+    def job(
+        self,
+        approved: SendApproved,
+        replay_of: UUID | None = None,
+        *,
+        provider: str = "meta",
+        in_doubt: InDoubtSettings | None = None,
+    ) -> handlers.Job:
         settings = ChannelSettings(
             channel_id=approved.request.channel_id,
-            provider="meta",
+            provider=provider,
             provider_account="123",
             base_url="http://127.0.0.1:1/v21.0",
             pace=PaceSettings(rate_per_second=80),
+            in_doubt=in_doubt or InDoubtSettings(),
         )
         self.channels.known[(approved.tenant_id, approved.request.channel_id)] = settings
         return handlers.Job(approved, seq=1, replay_of=replay_of)
@@ -364,6 +417,101 @@ async def test_an_attempt_of_a_lost_owner_is_awaited_then_failed_as_in_doubt() -
     [failed] = w.of(SendFailed)
     assert isinstance(failed, SendFailed)
     assert (failed.error_code, failed.permanent) == ("in_doubt", False)
+
+
+def in_doubt(w: World, job: handlers.Job, *, seconds_ago: float = 20.0) -> None:
+    """The previous owner died ``seconds_ago`` into the call of ``job``'s first attempt."""
+    w.store.rows[job.message_id] = AttemptRecord(
+        job.message_id, State.SENDING, 1, "meta", since_last_attempt_s=seconds_ago
+    )
+
+
+async def test_an_in_doubt_send_named_by_a_provider_status_is_recorded_sent_never_resent() -> None:
+    w = World()
+    job = w.job(approved())
+    in_doubt(w, job)
+    w.statuses.named[job.message_id] = "wamid.TOOK"
+    w.statuses.after_polls = 3  # the status comes a few polls into the wait
+    assert await handlers.deliver(job, w.deps(in_doubt_after_s=12.0)) == Ack()
+    assert w.provider.calls == 0
+    assert w.store.rows[job.message_id].state is State.ACCEPTED
+    [sent] = w.of(SendSucceeded)
+    assert isinstance(sent, SendSucceeded)
+    assert sent.provider_message_id == "wamid.TOOK"
+    [(watched, since)] = w.statuses.watched
+    assert (watched, since) == (job.message_id, NOW - timedelta(seconds=20))  # from the call
+    assert w.statuses.open == 0
+
+
+async def test_an_unnamed_in_doubt_send_is_resent_when_later_statuses_of_the_channel_came() -> None:
+    w = World()
+    job = w.job(approved())
+    in_doubt(w, job)
+    w.statuses.heard = NOW  # webhooks of the channel reach us; this message's never came
+    assert await handlers.deliver(job, w.deps(in_doubt_window_s=60.0)) == Ack()
+    assert w.provider.calls == 1  # sent again, once
+    assert w.statuses.polls == 20  # the whole window (60 s - 20 s, every 2 s) was waited
+    [sent] = w.of(SendSucceeded)
+    assert isinstance(sent, SendSucceeded)
+    assert (sent.provider_message_id, sent.attempts) == ("wamid.1", 2)
+    assert w.of(SendFailed) == []
+
+
+async def test_an_unnamed_in_doubt_send_is_dead_lettered_when_the_channel_was_silent() -> None:
+    w = World()
+    job = w.job(approved())
+    in_doubt(w, job)
+    w.statuses.heard = NOW - timedelta(seconds=15)  # only before the call had ended
+    outcome = await handlers.deliver(job, w.deps(in_doubt_after_s=12.0))
+    assert isinstance(outcome, DeadLetter)
+    assert isinstance(outcome.error, InDoubtError)
+    assert w.provider.calls == 0
+
+
+async def test_the_channels_policy_and_window_decide_after_the_window() -> None:
+    w = World()
+    policy = InDoubtSettings(policy=InDoubtPolicy.DEAD_LETTER, window_s=30)
+    job = w.job(approved(), in_doubt=policy)
+    in_doubt(w, job)
+    w.statuses.heard = NOW
+    outcome = await handlers.deliver(job, w.deps())
+    assert isinstance(outcome, DeadLetter)
+    assert w.statuses.polls == 5  # 30 s window, 20 s already gone
+
+
+async def test_providers_that_never_name_our_message_are_not_waited_for() -> None:
+    w = World()
+    job = w.job(approved(), provider="evolution")
+    in_doubt(w, job)
+    outcome = await handlers.deliver(job, w.deps())
+    assert isinstance(outcome, DeadLetter)  # their default: an operator decides
+    assert (w.statuses.watched, w.provider.calls) == ([], 0)
+
+    resend = InDoubtSettings(policy=InDoubtPolicy.RESEND)
+    job = w.job(approved(), provider="evolution", in_doubt=resend)
+    in_doubt(w, job)
+    assert await handlers.deliver(job, w.deps()) == Ack()
+    assert (w.statuses.watched, w.provider.calls) == ([], 1)
+
+
+async def test_a_late_answer_recorded_while_in_doubt_is_used() -> None:
+    w = World()
+    job = w.job(approved())
+    in_doubt(w, job)
+    real_get = w.store.get
+
+    async def get(message_id: UUID) -> AttemptRecord | None:
+        row = await real_get(message_id)
+        if row is not None and row.state is State.SENDING and w.statuses.polls >= 2:
+            return await w.store.record_accepted(message_id, "wamid.LATE")  # the old owner
+        return row
+
+    w.store.get = get  # type: ignore[method-assign]
+    assert await handlers.deliver(job, w.deps()) == Ack()
+    [sent] = w.of(SendSucceeded)
+    assert isinstance(sent, SendSucceeded)
+    assert sent.provider_message_id == "wamid.LATE"
+    assert w.provider.calls == 0
 
 
 async def test_a_replay_of_a_failed_message_sends_again_but_not_its_redelivery() -> None:

@@ -40,6 +40,7 @@ from zapflow.contracts.streams import (
     ALL_CONSUMERS,
     ALL_OBJECT_STORES,
     ZF_CHANNELS,
+    ZF_MESSAGES,
     consumers_owned_by,
     stream_named,
     streams_owned_by,
@@ -60,8 +61,9 @@ ALL_QUERIES: Final[tuple[QuerySpec[Any, Any], ...]] = (
 """Every request-reply query of the system."""
 
 ORDERED_READS: Final[dict[str, tuple[StreamSpec, ...]]] = {
-    # every sender replica needs every channel's settings: an ordered consumer of its own
-    "sender": (ZF_CHANNELS,),
+    # every sender replica needs every channel's settings: an ordered consumer of its own; and
+    # while a send is in doubt, the provider's statuses naming it (status events of its tenant)
+    "sender": (ZF_CHANNELS, ZF_MESSAGES),
 }
 """Streams a service reads whole with ephemeral ordered consumers instead of a durable."""
 

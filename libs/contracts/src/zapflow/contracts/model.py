@@ -180,6 +180,11 @@ class StatusUpdate(Contract):
     recipient: Party | None = None
     error_code: str | None = None
     error_text: str | None = None
+    client_message_id: str | None = Field(
+        default=None,
+        description="The id the business gave the provider with the send, echoed in the "
+        "receipt (Meta biz_opaque_callback_data); Zapflow sends its message id there.",
+    )
 
 
 class MessageEdit(Contract):

@@ -232,6 +232,9 @@ SENDER_APPROVED: Final = partitioned_consumers(
 )
 # No durable on ZF_CHANNELS for the sender: every replica needs every channel's settings, so each
 # reads the stream with an ordered consumer of its own; a shared durable would split them.
+# No durable on ZF_MESSAGES for the sender either: while a send is in doubt, the replica working it
+# reads zf.messages.status_changed.v1.<tenant> with an ephemeral ordered consumer (by start time)
+# for a status that names the message (client_message_id), and deletes it when nothing is in doubt.
 
 ALL_CONSUMERS: Final = (
     INGEST_RAW,

@@ -45,6 +45,38 @@ def record_for(msg: Msg, exc: BaseException, service: ServiceName) -> DeadLetter
     )
 
 
+def record_for_stored(
+    *,
+    subject: str,
+    data: bytes,
+    headers: dict[str, str],
+    stream: str,
+    sequence: int,
+    consumer: str,
+    delivery_count: int,
+    exc: BaseException,
+    service: ServiceName,
+) -> DeadLettered:
+    """:func:`record_for` of a message a consumer acknowledged after storing a copy of it (the
+    sender's parked sends): the same record, from the copy."""
+    return DeadLettered(
+        tenant_id=headers.get(h.ZF_TENANT) or SYSTEM_TENANT_ID,
+        service=service,
+        consumer=consumer,
+        original_subject=subject,
+        original_stream=stream,
+        original_sequence=sequence,
+        original_msg_id=headers.get(h.NATS_MSG_ID),
+        original_type=headers.get(h.ZF_TYPE),
+        original_headers={k: v for k, v in headers.items() if k in _KEPT_HEADERS},
+        original_payload_b64=base64.b64encode(data).decode(),
+        error_class=f"{type(exc).__module__}.{type(exc).__qualname__}",
+        error_text=str(exc)[:500],
+        delivery_count=delivery_count,
+        failed_at=utcnow(),
+    )
+
+
 class DeadLetters:
     """The consumer's dead-letter port: publish a record, de-duplicated per original message."""
 

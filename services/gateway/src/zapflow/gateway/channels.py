@@ -35,6 +35,7 @@ _PATCHABLE = (
     "base_url",
     "pace",
     "policy",
+    "in_doubt",
     "provider_options",
 )
 
@@ -78,6 +79,7 @@ async def register(conn: Conn, box: SecretBox, tenant_id: str, req: ChannelCreat
         base_url=req.base_url,
         pace=req.pace,
         policy=req.policy,
+        in_doubt=req.in_doubt,
         provider_options=dict(req.provider_options),
         secret_names=tuple(sorted(req.secrets)),
         webhook_token=new_webhook_token(),
@@ -119,7 +121,7 @@ async def update(
             raise NotFoundError("unknown channel")
         current = store.channel_from_row(row)
         given = patch.model_fields_set
-        for required in ("pace", "policy", "provider_options"):
+        for required in ("pace", "policy", "in_doubt", "provider_options"):
             if required in given and getattr(patch, required) is None:
                 raise InvalidRequestError(f"{required} cannot be null")
         changes: dict[str, object] = {

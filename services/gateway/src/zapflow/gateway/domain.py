@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import secrets as random_secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from zapflow.contracts.channels.v1 import ChannelPolicy, ChannelSettings, PaceSettings
+from zapflow.contracts.channels.v1 import (
+    ChannelPolicy,
+    ChannelSettings,
+    InDoubtSettings,
+    PaceSettings,
+)
 from zapflow.contracts.subjects import webhook_received
 from zapflow.providers.base import ChannelSecrets
 
@@ -134,6 +139,7 @@ class Channel:
     version: int
     created_at: datetime
     updated_at: datetime
+    in_doubt: InDoubtSettings = field(default_factory=InDoubtSettings)
 
     @property
     def inbound_subject(self) -> str:
@@ -157,4 +163,5 @@ class Channel:
             pace=self.pace,
             policy=self.policy,
             enabled=self.enabled,
+            in_doubt=self.in_doubt,
         )

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from zapflow.contracts.channels.v1 import ChannelPolicy, PaceSettings
+from zapflow.contracts.channels.v1 import ChannelPolicy, InDoubtSettings, PaceSettings
 from zapflow.contracts.types import ChannelId, PhoneE164
 from zapflow.gateway.domain import Channel, supported_providers, webhook_url
 
@@ -53,6 +53,13 @@ class PolicyIn(ChannelPolicy):
         return value
 
 
+class InDoubtIn(InDoubtSettings):
+    """In-doubt sends of the channel; unknown fields are rejected, absent ones use the sender's
+    defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 class ChannelCreate(_Strict):
     """A channel to register. ``id`` becomes part of the webhook URL and must be unique."""
 
@@ -68,6 +75,11 @@ class ChannelCreate(_Strict):
     base_url: BaseUrl | None = Field(default=None, description="Provider API base URL.")
     pace: PaceIn
     policy: PolicyIn = Field(default_factory=PolicyIn)
+    in_doubt: InDoubtIn = Field(
+        default_factory=InDoubtIn,
+        description="A send whose sender died during the provider call: how long to wait for "
+        "the provider to name it (window_s) and what then (policy: resend | dead_letter).",
+    )
     provider_options: Options = Field(default_factory=dict)
     secrets: dict[str, SecretValue] = Field(
         default_factory=dict,
@@ -97,6 +109,7 @@ class ChannelPatch(_Strict):
     base_url: BaseUrl | None = None
     pace: PaceIn | None = None
     policy: PolicyIn | None = None
+    in_doubt: InDoubtIn | None = None
     provider_options: Options | None = None
     secrets: dict[str, SecretValue | None] | None = None
 
@@ -117,6 +130,7 @@ class ChannelOut(BaseModel):
     base_url: str | None
     pace: PaceSettings
     policy: ChannelPolicy
+    in_doubt: InDoubtSettings
     provider_options: dict[str, str]
     enabled: bool
     disabled_reason: str | None
@@ -137,6 +151,7 @@ class ChannelOut(BaseModel):
             base_url=channel.base_url,
             pace=channel.pace,
             policy=channel.policy,
+            in_doubt=channel.in_doubt,
             provider_options=channel.provider_options,
             enabled=channel.enabled,
             disabled_reason=channel.disabled_reason,

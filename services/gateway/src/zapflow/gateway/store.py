@@ -13,7 +13,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from zapflow.contracts.channels.v1 import ChannelPolicy, PaceSettings
+from zapflow.contracts.channels.v1 import ChannelPolicy, InDoubtSettings, PaceSettings
 from zapflow.contracts.envelope import Event
 from zapflow.contracts.subjects import subject_for
 from zapflow.gateway.domain import Channel
@@ -35,7 +35,7 @@ SCHEMA = "gateway"
 _CHANNEL_COLUMNS = (
     "tenant_id, id, provider, display_name, phone, provider_account, base_url, pace, policy,"
     " provider_options, secret_names, webhook_token, enabled, disabled_reason, version,"
-    " created_at, updated_at"
+    " created_at, updated_at, in_doubt"
 )
 
 
@@ -148,6 +148,7 @@ def channel_from_row(row: asyncpg.Record) -> Channel:
         base_url=row["base_url"],
         pace=PaceSettings.model_validate_json(row["pace"]),
         policy=ChannelPolicy.model_validate_json(row["policy"]),
+        in_doubt=InDoubtSettings.model_validate_json(row["in_doubt"]),
         provider_options=orjson.loads(row["provider_options"]),
         secret_names=tuple(row["secret_names"]),
         webhook_token=row["webhook_token"],
@@ -165,9 +166,9 @@ async def insert_channel(conn: Executor, channel: Channel, sealed: bytes | None)
         row = await conn.fetchrow(
             "INSERT INTO channels (tenant_id, id, provider, display_name, phone,"
             " provider_account, base_url, pace, policy, provider_options, secrets_sealed,"
-            " secret_names, webhook_token, enabled)"
+            " secret_names, webhook_token, enabled, in_doubt)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10::jsonb, $11, $12,"
-            f" $13, $14) RETURNING {_CHANNEL_COLUMNS}",
+            f" $13, $14, $15::jsonb) RETURNING {_CHANNEL_COLUMNS}",
             channel.tenant_id,
             channel.channel_id,
             channel.provider,
@@ -182,6 +183,7 @@ async def insert_channel(conn: Executor, channel: Channel, sealed: bytes | None)
             list(channel.secret_names),
             channel.webhook_token,
             channel.enabled,
+            channel.in_doubt.model_dump_json(exclude_none=True),
         )
     except asyncpg.UniqueViolationError as exc:
         raise ConflictError("channel id already taken") from exc
@@ -195,7 +197,7 @@ async def update_channel(conn: Executor, channel: Channel, sealed: bytes | None)
         "UPDATE channels SET display_name = $3, phone = $4, provider_account = $5,"
         " base_url = $6, pace = $7::jsonb, policy = $8::jsonb, provider_options = $9::jsonb,"
         " secrets_sealed = $10, secret_names = $11, enabled = $12, disabled_reason = $13,"
-        " version = version + 1, updated_at = now()"
+        " in_doubt = $14::jsonb, version = version + 1, updated_at = now()"
         f" WHERE tenant_id = $1 AND id = $2 RETURNING {_CHANNEL_COLUMNS}",
         channel.tenant_id,
         channel.channel_id,
@@ -210,6 +212,7 @@ async def update_channel(conn: Executor, channel: Channel, sealed: bytes | None)
         list(channel.secret_names),
         channel.enabled,
         channel.disabled_reason,
+        channel.in_doubt.model_dump_json(exclude_none=True),
     )
     assert row is not None, "update of a channel that was locked and read first"
     return channel_from_row(row)

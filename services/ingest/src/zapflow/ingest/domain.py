@@ -106,6 +106,18 @@ class Receipt:
     at: datetime
     error_code: str | None = None
     error_text: str | None = None
+    client_message_id: str | None = None  # the id Zapflow sent with the message, echoed
+
+
+def echoed_message_id(client_message_id: str | None) -> UUID | None:
+    """The Zapflow message a receipt names by the id we sent with it (a UUID), else None: other
+    software sharing the number may put anything in that provider field."""
+    if client_message_id is None:
+        return None
+    try:
+        return UUID(client_message_id)
+    except ValueError:
+        return None
 
 
 def fold_statuses(current: DeliveryStatus | None, receipts: Iterable[Receipt]) -> Receipt | None:

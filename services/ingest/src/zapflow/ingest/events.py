@@ -133,6 +133,7 @@ def status_changed(
     error_code: str | None = None,
     error_text: str | None = None,
     campaign: Campaign | None = None,
+    client_message_id: str | None = None,
 ) -> MessageStatusChanged:
     campaign = campaign or Campaign()
     return MessageStatusChanged(
@@ -149,6 +150,7 @@ def status_changed(
         origin=campaign.origin,
         campaign_id=campaign.campaign_id,
         recipient_id=campaign.recipient_id,
+        client_message_id=client_message_id,
     )
 
 

@@ -5,7 +5,9 @@ channel settings replayed from ``ZF_CHANNELS``, credentials from the gateway, pr
 through ``zapflow.providers`` (an ``httpx.AsyncClient`` per sending number on the sender's lean
 transport), and a :class:`~zapflow.sender.runner.PartitionRunner` consuming the partitions this
 replica leases. The runner is started by the ``setup`` hook and stopped through
-``svc.resources`` (first: it waits for the calls in flight). Tests replace ports with
+``svc.resources`` (first: it waits for the calls in flight). Each worker parks what a channel
+holds beyond its memory budget in ``parked_sends`` (``zapflow.sender.parking``), and in-doubt
+sends wait for the provider's statuses (``adapters.statuses``). Tests replace ports with
 ``Overrides``.
 """
 
@@ -28,9 +30,12 @@ from zapflow.runtime.service import Service
 from zapflow.sender import handlers
 from zapflow.sender.adapters.channels import ChannelReplay
 from zapflow.sender.adapters.pg import PgAttemptStore
+from zapflow.sender.adapters.pg_park import PgParkStore
 from zapflow.sender.adapters.provider import ProviderCalls
+from zapflow.sender.adapters.statuses import StatusScans
 from zapflow.sender.domain import AimdConfig, RetryPolicy
 from zapflow.sender.pacing import Pacers
+from zapflow.sender.parking import Budget
 from zapflow.sender.ports import CredentialSource, ProviderPort
 from zapflow.sender.runner import PartitionRunner
 from zapflow.sender.settings import Settings
@@ -59,7 +64,8 @@ def create_service(settings: Settings, overrides: Overrides | None = None) -> Se
         # also the streams it reads and writes but does not own (declaring them is idempotent,
         # so start-up order never matters). ZF_CHANNELS is read by every replica through its own
         # ordered consumer (adapters.channels): the shared durable ``sender-channels`` would
-        # split the channels between the replicas, so it is not declared
+        # split the channels between the replicas, so it is not declared. ZF_MESSAGES is read
+        # (status events, ordered consumers) only while a send is in doubt (adapters.statuses)
         streams=streams_declared_by(NAME),
         consumers=SENDER_APPROVED,
         migrations=files("zapflow.sender") / "migrations",
@@ -106,6 +112,8 @@ async def _setup(svc: Service, s: Settings, overrides: Overrides) -> None:
     )
     publish = svc.publish
     sink = Sink(publish)
+    statuses = StatusScans(svc.js)
+    svc.resources.push_async_callback(statuses.close)
 
     def deps_for(guard: PartitionGuard, pacers: Pacers) -> handlers.Deps:
         return handlers.Deps(
@@ -118,11 +126,20 @@ async def _setup(svc: Service, s: Settings, overrides: Overrides) -> None:
             guard=guard,
             policy=policy,
             in_doubt_after_s=s.provider_timeout_s + s.in_doubt_margin_s,
+            statuses=statuses,
+            in_doubt_window_s=s.in_doubt_window_s,
         )
+
+    park = PgParkStore(pool)
+    budget = Budget(
+        horizon_s=s.channel_budget_s,
+        min_messages=s.channel_budget_min,
+        max_messages=s.channel_budget_max,
+    )
 
     def make_worker(spec: ConsumerSpec) -> PartitionWorker:
         pacers = Pacers(store, aimd=aimd, headroom=s.pace_headroom)
-        return PartitionWorker(svc.js, spec, deps_for, pacers, sink)
+        return PartitionWorker(svc.js, spec, deps_for, pacers, sink, park=park, budget=budget)
 
     runner = PartitionRunner(
         svc.js,

@@ -6,8 +6,9 @@ TransientError
 └── RetriesExhaustedError         the last attempt failed transiently: SendFailed + dead letter
 PermanentError
 ├── UnknownChannelError           no ChannelRegistered for the channel: dead letter, no SendFailed
-└── InDoubtError                  the previous owner died during the provider call; the provider
-                                  may or may not have accepted it: SendFailed + dead letter
+└── InDoubtError                  the previous owner died during the provider call, and no
+                                  provider status resolved it (domain.doubt): SendFailed + dead
+                                  letter
 ```
 A dead letter of the sender carries the provider attempt count as ``delivery_count``.
 """

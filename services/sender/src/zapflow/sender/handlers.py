@@ -4,17 +4,21 @@
 what the worker must do with the JetStream message (``Ack`` or ``DeadLetter``). It retries
 provider errors *in place* — the recipient's lane waits, so the next message to that recipient
 cannot overtake it — and records every attempt before and after the provider call
-(``zapflow.sender.domain.attempts``). Only ``Stopping`` and infrastructure errors escape it.
+(``zapflow.sender.domain.attempts``). A message whose previous owner died during the call is
+*in doubt*; it is resolved by the provider's own statuses where it names our message
+(``zapflow.sender.domain.doubt``), the lane waiting meanwhile. Only ``Stopping`` and
+infrastructure errors escape it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Final, TypeVar
 from uuid import UUID
@@ -38,6 +42,7 @@ from zapflow.sender.domain import (
     plan,
 )
 from zapflow.sender.domain.attempts import State
+from zapflow.sender.domain.doubt import AfterWindow, InDoubtRule, after_window, in_doubt_rule
 from zapflow.sender.errors import InDoubtError, UnknownChannelError
 from zapflow.sender.outcomes import Ack, Outcome
 from zapflow.sender.ports import (
@@ -48,8 +53,11 @@ from zapflow.sender.ports import (
     NewAttempt,
     Pacer,
     PaceSlot,
+    ParkedSend,
     ProviderPort,
+    ProviderStatuses,
     Publish,
+    StatusWatch,
 )
 
 logger = logging.getLogger(__name__)
@@ -57,7 +65,10 @@ T = TypeVar("T")
 
 PRIORITY: Final = {SendPriority.HIGH: 0, SendPriority.NORMAL: 1, SendPriority.BULK: 2}
 RATE_LIMITS: Final = frozenset({ErrorKind.CHANNEL_RATE_LIMIT, ErrorKind.RECIPIENT_RATE_LIMIT})
+IN_DOUBT: Final = InDoubtError.CODE
 IN_FLIGHT_POLL_S: Final = 0.25
+IN_DOUBT_POLL_S: Final = 2.0
+"""While waiting for a status naming an in-doubt message, re-read its record this often."""
 
 
 @dataclass(slots=True)
@@ -69,10 +80,37 @@ class Job:
     replay_of: UUID | None = None
     record: AttemptRecord | None = None
     prefetched: bool = False
+    parked: ParkedSend | None = None
+    """Fed back from ``parked_sends`` (acknowledged on JetStream when it was parked)."""
 
     @property
     def message_id(self) -> UUID:
         return self.approved.request.message_id
+
+    @property
+    def channel_key(self) -> tuple[str, str]:
+        return self.approved.tenant_id, self.approved.request.channel_id
+
+
+class _NoStatuses:
+    """No provider statuses (tests that do not need them): nothing is ever named or heard."""
+
+    @contextlib.asynccontextmanager
+    async def watch(
+        self, tenant_id: str, channel_id: str, message_id: UUID, *, since: datetime
+    ) -> AsyncIterator[StatusWatch]:
+        yield _Silence()
+
+
+class _Silence:
+    async def named(self, timeout_s: float) -> str | None:
+        return None
+
+    def heard_since(self, at: datetime) -> bool:
+        return False
+
+
+NO_STATUSES: Final = _NoStatuses()
 
 
 @dataclass
@@ -86,6 +124,8 @@ class Deps:
     guard: Guard
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     in_doubt_after_s: float = 12.0
+    statuses: ProviderStatuses = NO_STATUSES
+    in_doubt_window_s: float = 300.0
     rng: random.Random = field(default_factory=random.Random)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], datetime] = utcnow
@@ -123,10 +163,10 @@ async def _settle_recorded(
     if step is Plan.REPUBLISH_FAILED:
         return await outcomes.publish_failed(deps.publish, job.approved, record, deps.clock())
     if step is Plan.IN_DOUBT:
-        return await _fail_in_doubt(job, record, deps)
+        return await _resolve_in_doubt(job, record, deps)
     if step is Plan.WAIT_IN_FLIGHT:
         ended = await _wait_in_flight(record, deps)
-        return None if ended else await _fail_in_doubt(job, record, deps)
+        return None if ended else await _resolve_in_doubt(job, record, deps)
     if step is Plan.RESET_FOR_REPLAY and job.replay_of is not None:
         await deps.store.reset_for_replay(job.message_id, job.replay_of)
     return None
@@ -319,8 +359,79 @@ async def _wait_in_flight(record: AttemptRecord, deps: Deps) -> bool:
     return False
 
 
-async def _fail_in_doubt(job: Job, record: AttemptRecord, deps: Deps) -> Outcome:
+async def _resolve_in_doubt(job: Job, record: AttemptRecord, deps: Deps) -> Outcome | None:
+    """Wait for the provider to name the message (then it was sent), else the channel's policy:
+    resend (None: re-plan from the record, now ``retrying``) or fail and dead-letter."""
+    settings = await _settings(job, deps)
+    rule = in_doubt_rule(settings.in_doubt, settings.provider, deps.in_doubt_window_s)
+    call_at = deps.clock() - timedelta(seconds=record.since_last_attempt_s)
     logger.warning("send in doubt after a lost owner", extra={"message_id": str(job.message_id)})
+    with _waiting_in_doubt():
+        async with _watch(job, rule, call_at, deps) as watch:
+            found, changed = await _await_named(job, record, rule, watch, deps)
+            heard = watch is not None and watch.heard_since(
+                call_at + timedelta(seconds=deps.in_doubt_after_s)
+            )
+    if changed:
+        return None  # the record moved meanwhile (a late answer was recorded): re-plan
+    ids = {"message_id": str(job.message_id)}
+    if found is not None:
+        logger.info("in-doubt send named by a provider status: sent", extra=ids)
+        metrics.SENDS.labels("in_doubt_sent").inc()
+        accepted = partial(deps.store.record_accepted, job.message_id, found)
+        sent = await _durably(deps, accepted)
+        await outcomes.publish_sent(deps.publish, job.approved, sent, deps.clock())
+        return Ack()
+    if after_window(rule, channel_heard_after_call=heard) is AfterWindow.RESEND:
+        logger.warning("in-doubt send not named by the provider in its window: resent", extra=ids)
+        metrics.SENDS.labels("in_doubt_resent").inc()
+        text = "in doubt; no provider status named it within the window: sent again"
+        await deps.store.record_retry(job.message_id, rate_limited=False, code=IN_DOUBT, text=text)
+        return None
+    return await _fail_in_doubt(job, record, deps)
+
+
+@contextlib.asynccontextmanager
+async def _watch(
+    job: Job, rule: InDoubtRule, call_at: datetime, deps: Deps
+) -> AsyncIterator[StatusWatch | None]:
+    """The provider's statuses naming the message, if the provider ever names it."""
+    if not rule.echoes:
+        yield None
+        return
+    tenant, channel = job.approved.tenant_id, job.approved.request.channel_id
+    async with deps.statuses.watch(tenant, channel, job.message_id, since=call_at) as watch:
+        yield watch
+
+
+async def _await_named(
+    job: Job, record: AttemptRecord, rule: InDoubtRule, watch: StatusWatch | None, deps: Deps
+) -> tuple[str | None, bool]:
+    """(provider id named by a status, record changed meanwhile), once either happened or the
+    window (from the call) passed. The record is re-read every ``IN_DOUBT_POLL_S``."""
+    remaining = rule.window_s - record.since_last_attempt_s
+    while watch is not None and remaining > 0:
+        found = await watch.named(min(IN_DOUBT_POLL_S, remaining))
+        if found is not None:
+            return found, False
+        current = await deps.store.get(job.message_id)
+        if current is None or (current.state, current.attempts) != (State.SENDING, record.attempts):
+            return None, True
+        remaining = min(remaining - IN_DOUBT_POLL_S, rule.window_s - current.since_last_attempt_s)
+    return None, False
+
+
+@contextlib.contextmanager
+def _waiting_in_doubt() -> Iterator[None]:
+    metrics.IN_DOUBT_WAITING.inc()
+    try:
+        yield
+    finally:
+        metrics.IN_DOUBT_WAITING.dec()
+
+
+async def _fail_in_doubt(job: Job, record: AttemptRecord, deps: Deps) -> Outcome:
+    logger.warning("send in doubt dead-lettered", extra={"message_id": str(job.message_id)})
     metrics.SENDS.labels("in_doubt").inc()
     error = InDoubtError(record.attempts)
     identity = NewAttempt(

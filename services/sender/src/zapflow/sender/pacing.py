@@ -231,6 +231,12 @@ class Pacers:
         pacer.reconfigure(config)
         return pacer
 
+    def rate(self, tenant_id: str, channel_id: str) -> float | None:
+        """The channel's current pace in sends per second (AIMD included); None before its
+        first send on this worker."""
+        pacer = self._pacers.get((tenant_id, channel_id))
+        return None if pacer is None else pacer.limiter.effective_rate
+
     async def close(self) -> None:
         for pacer in self._pacers.values():
             await pacer.close()

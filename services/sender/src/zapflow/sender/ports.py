@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Protocol
 from uuid import UUID
 
@@ -76,6 +76,47 @@ class AttemptStore(Protocol):
     async def save_pace_factor(self, tenant_id: str, channel_id: str, factor: float) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ParkedSend:
+    """An approved send kept in ``parked_sends`` instead of memory (byte for byte)."""
+
+    message_id: UUID
+    tenant_id: str
+    channel_id: str
+    partition: int
+    seq: int
+    subject: str
+    headers: dict[str, str]
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What a channel has parked: how many, first and last stream sequence."""
+
+    parked: int
+    first_seq: int
+    last_seq: int
+
+
+class ParkStore(Protocol):
+    """``parked_sends``: the sender's durable per-channel queue (``zapflow.sender.parking``)."""
+
+    async def park(self, sends: Sequence[ParkedSend]) -> None:
+        """Insert (a message id parked before is left as it is); returns once committed."""
+        ...
+
+    async def backlog(self, partition: int) -> dict[tuple[str, str], Backlog]: ...
+
+    async def next(
+        self, tenant_id: str, channel_id: str, *, after_seq: int, through_seq: int, limit: int
+    ) -> list[ParkedSend]:
+        """The channel's parked sends with ``after_seq < seq <= through_seq``, in order."""
+        ...
+
+    async def remove(self, message_id: UUID) -> None: ...
+
+
 class ChannelDirectory(Protocol):
     """The sender's copy of every channel's settings (replayed from ``ZF_CHANNELS``)."""
 
@@ -144,6 +185,27 @@ class Guard(Protocol):
 
 class Stopping(Exception):
     """The partition is being released: leave the message unacknowledged for the next owner."""
+
+
+class StatusWatch(Protocol):
+    """Provider statuses that name one in-doubt message by our id (``MessageStatusChanged`` with
+    ``client_message_id``, from ingest), while the watch is open."""
+
+    async def named(self, timeout_s: float) -> str | None:
+        """Wait up to ``timeout_s`` for a status naming the message; its provider id, or None."""
+        ...
+
+    def heard_since(self, at: datetime) -> bool:
+        """A status of the channel reported by the provider at or after ``at`` arrived."""
+        ...
+
+
+class ProviderStatuses(Protocol):
+    def watch(
+        self, tenant_id: str, channel_id: str, message_id: UUID, *, since: datetime
+    ) -> AbstractAsyncContextManager[StatusWatch]:
+        """Watch statuses published from ``since`` (the call's start) on, until closed."""
+        ...
 
 
 class Publish(Protocol):

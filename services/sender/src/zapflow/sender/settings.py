@@ -27,6 +27,12 @@ class Settings(BaseServiceSettings):
         ge=0,
         description="A 'sending' record older than provider timeout + this is in doubt.",
     )
+    in_doubt_window_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long, from the call, an in-doubt send waits for a provider status "
+        "naming it, unless its channel sets in_doubt.window_s. Webhooks can lag: keep minutes.",
+    )
     max_attempts: int = Field(default=6, ge=1, description="Provider calls on transient errors.")
     retry_base_s: float = Field(default=0.5, gt=0)
     retry_cap_s: float = Field(default=30.0, gt=0)
@@ -45,6 +51,23 @@ class Settings(BaseServiceSettings):
     aimd_recover_every_s: float = Field(default=2.0, gt=0)
     aimd_cooldown_s: float = Field(default=1.0, ge=0)
     aimd_hold_s: float = Field(default=1.0, ge=0)
+
+    channel_budget_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds of its current pace a channel may hold in memory; its further "
+        "messages are parked in PostgreSQL (parked_sends) and fed back as it frees up.",
+    )
+    channel_budget_min: int = Field(
+        default=16, ge=1, description="A channel may always hold this many in memory."
+    )
+    channel_budget_max: int = Field(
+        default=250,
+        ge=1,
+        le=1000,
+        description="A channel never holds more in memory; keep it well below the partition's "
+        "max_ack_pending (1000), which every channel of the partition shares.",
+    )
 
     lease_ttl_s: float = Field(default=6.0, gt=0)
     lease_renew_s: float = Field(default=1.5, gt=0)

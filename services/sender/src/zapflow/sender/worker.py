@@ -12,6 +12,9 @@ terminated; nothing is nak'ed, so no later message can overtake an earlier one.
 * **Held messages stay alive.** Everything fetched and not yet settled gets ``in_progress()``
   every ``keepalive_s`` (a third of the consumer's ``ack_wait``), however long it waits for pace,
   backoff or a daily cap. The consumer's ``max_ack_pending`` bounds how many are held.
+* **A channel holds at most its budget** (``zapflow.sender.parking``): beyond it, its messages
+  are parked in PostgreSQL in stream order and acknowledged, and fed back into the lanes as it
+  frees up, so a channel that cannot send never fills the partition's ``max_ack_pending``.
 * **A fresh consumer per ownership.** Taking a partition deletes and recreates its durable
   consumer, so whatever a dead owner had fetched is delivered again *at once and in stream
   order* (instead of one ``ack_wait`` later, after newer messages).
@@ -47,7 +50,8 @@ from zapflow.sender import handlers, metrics
 from zapflow.sender.domain import Lanes
 from zapflow.sender.outcomes import DeadLetter, Outcome
 from zapflow.sender.pacing import Pacers
-from zapflow.sender.ports import Stopping
+from zapflow.sender.parking import Budget, Parking
+from zapflow.sender.ports import ParkedSend, ParkStore, Stopping
 from zapflow.sender.sink import Sink
 
 logger = logging.getLogger(__name__)
@@ -93,6 +97,8 @@ class PartitionWorker:
         pacers: Pacers,
         sink: Sink,
         *,
+        park: ParkStore | None = None,
+        budget: Budget | None = None,
         keepalive_s: float | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -109,6 +115,13 @@ class PartitionWorker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._room = asyncio.Event()
         self._fetcher: asyncio.Task[None] | None = None
+        self.parking = (
+            Parking(park, spec.partition or 0, budget or Budget(), pacers.rate)
+            if park is not None
+            else None
+        )
+        self._park = park
+        self._fed: set[int] = set()  # stream sequences of parked messages now in lanes
 
     @property
     def held(self) -> int:
@@ -120,6 +133,7 @@ class PartitionWorker:
             return
         self._fetcher = asyncio.create_task(self._fetch_phase(), name=self.spec.durable)
         keepalive = asyncio.create_task(self._keepalive(), name=f"{self.spec.durable}-keepalive")
+        feeder = self._start_feeder()
         try:
             await asyncio.wait({self._fetcher})
             if self._fetcher.cancelled() or self.guard.stopping:
@@ -130,6 +144,10 @@ class PartitionWorker:
             if self._tasks:
                 await asyncio.wait(self._tasks)
             keepalive.cancel()
+            if feeder is not None:
+                feeder.cancel()
+            if self.parking is not None:
+                self.parking.close()
             await self._pacers.close()
             metrics.HELD.dec(len(self._held))
             self._held.clear()
@@ -153,6 +171,8 @@ class PartitionWorker:
 
     # -- fetching -----------------------------------------------------------------------------
     async def _fetch_phase(self) -> None:
+        if self.parking is not None:
+            await self.parking.load()  # before the first fetch: see zapflow.sender.parking
         await self._reset_consumer()
         sub = await self._js.pull_subscribe_bind(self.spec.durable, stream=self.spec.stream)
         try:
@@ -176,6 +196,8 @@ class PartitionWorker:
         try:
             msgs = await sub.fetch(room, timeout=FETCH_TIMEOUT_S)
         except (NatsTimeoutError, TimeoutError):
+            if self.parking is not None:
+                self.parking.caught_up()
             return
         except APIError as exc:  # e.g. 409 while acks are still on their way
             logger.debug("fetch refused: %s", exc)
@@ -184,14 +206,15 @@ class PartitionWorker:
         if self.guard.stopping:
             return  # left unacknowledged: the next owner gets them again
         jobs = [job for job in map(self._admit, msgs) if job is not None]
-        await self._prefetch(jobs)
-        for job in jobs:
-            self._enqueue(job)
+        await self._dispatch(msgs, jobs)
 
     def _admit(self, msg: Msg) -> handlers.Job | None:
         seq = msg.metadata.sequence.stream
         if seq in self._held:
             return None  # already held (a redelivery of something we still work on)
+        if seq in self._fed:  # parked before, being worked from the park: this copy is done
+            self._spawn(_ack(msg))
+            return None
         self._held[seq] = msg
         metrics.HELD.inc()
         try:
@@ -202,6 +225,26 @@ class PartitionWorker:
             logger.error("invalid approved send dead-lettered", extra={"seq": seq})
             self._spawn(self._settle(seq, DeadLetter(_invalid(exc), 1)))
             return None
+
+    async def _dispatch(self, msgs: list[Msg], jobs: list[handlers.Job]) -> None:
+        """Each fetched job to its lane, or to the park when its channel is over budget."""
+        parked: list[handlers.Job]
+        kept, parked = jobs, []
+        if self.parking is not None:
+            for key in {job.channel_key for job in jobs}:
+                if not self.parking.knows(key):  # the budget from the pace, from the start
+                    settings = await self._deps.channels.settings(*key)
+                    self.parking.configured(key, settings.pace.rate_per_second if settings else 0)
+            kept = []
+            for job in jobs:
+                (parked if self.parking.route(job.channel_key, job.seq) else kept).append(job)
+        if parked:
+            await self._park_jobs(parked)
+        await self._prefetch(kept)
+        for job in kept:
+            self._enqueue(job)
+        if self.parking is not None and msgs:  # after the enqueue: older ones are in lanes
+            self.parking.fetched(max(m.metadata.sequence.stream for m in msgs))
 
     async def _prefetch(self, jobs: list[handlers.Job]) -> None:
         """One query for the attempt records of a whole batch (most have none)."""
@@ -227,8 +270,17 @@ class PartitionWorker:
             outcome = await self._deliver(job)
             if outcome is None:
                 return  # stopping: leave the lane's messages to the next owner
-            await self._settle(job.seq, outcome)
+            await self._finish(job, outcome)
             job = self._lanes.pop(key)
+
+    async def _finish(self, job: handlers.Job, outcome: Outcome) -> None:
+        if job.parked is None:
+            await self._settle(job.seq, outcome)
+        else:
+            await self._settle_parked(job.parked, outcome)
+            self._fed.discard(job.seq)
+        if self.parking is not None:
+            self.parking.left(job.channel_key)
 
     async def _deliver(self, job: handlers.Job) -> Outcome | None:
         failures = 0
@@ -280,6 +332,87 @@ class PartitionWorker:
                 with contextlib.suppress(Exception):  # the next round tries again
                     await msg.in_progress()
 
+    # -- the park -----------------------------------------------------------------------------
+    def _start_feeder(self) -> asyncio.Task[None] | None:
+        if self.parking is None:
+            return None
+        feed = self.parking.feed(self._take_parked)
+        return asyncio.create_task(feed, name=f"{self.spec.durable}-feeder")
+
+    async def _park_jobs(self, jobs: list[handlers.Job]) -> None:
+        """Store the jobs' messages in the park, then acknowledge them (ack last)."""
+        assert self.parking is not None
+        sends = [self._parked_copy(job) for job in jobs]
+        failures = 0
+        while True:
+            try:
+                await self.parking.park(sends)
+                break
+            except Exception:
+                failures += 1
+                logger.warning("parking failed, retrying", exc_info=True)
+                if self.guard.stopping:
+                    return  # left unacknowledged: the next owner gets them again
+                await asyncio.sleep(self._deps.policy.backoff(failures, self._rng))
+        for job in jobs:
+            msg = self._held.pop(job.seq)
+            metrics.HELD.dec()
+            self._spawn(_ack(msg))
+        self._room.set()
+
+    def _parked_copy(self, job: handlers.Job) -> ParkedSend:
+        msg = self._held[job.seq]
+        tenant_id, channel_id = job.channel_key
+        return ParkedSend(
+            message_id=job.message_id,
+            tenant_id=tenant_id,
+            channel_id=channel_id,
+            partition=self.spec.partition or 0,
+            seq=job.seq,
+            subject=msg.subject,
+            headers=dict(msg.headers or {}),
+            payload=msg.data,
+        )
+
+    async def _take_parked(self, sends: list[ParkedSend]) -> None:
+        """Parked messages fed back (in stream order) into their lanes."""
+        jobs = []
+        for send in sends:
+            self._fed.add(send.seq)
+            try:
+                approved = SendApproved.model_validate_json(send.payload)
+            except ValidationError as exc:  # was valid when parked: a contract went wrong
+                self._spawn(self._drop_parked(send, DeadLetter(_invalid(exc), 1)))
+                continue
+            jobs.append(_parked_job(send, approved))
+        await self._prefetch(jobs)
+        for job in jobs:
+            self._enqueue(job)
+
+    async def _drop_parked(self, send: ParkedSend, outcome: DeadLetter) -> None:
+        await self._settle_parked(send, outcome)
+        self._fed.discard(send.seq)
+        if self.parking is not None:
+            self.parking.left((send.tenant_id, send.channel_id))
+
+    async def _settle_parked(self, send: ParkedSend, outcome: Outcome) -> None:
+        """Dead-letter record (from the stored copy) if given up, then the row goes."""
+        assert self._park is not None
+        failures = 0
+        while True:
+            try:
+                if isinstance(outcome, DeadLetter):
+                    error, attempts = outcome.error, outcome.attempts
+                    await self._sink.dead_letter_parked(send, self.spec.durable, error, attempts)
+                await self._park.remove(send.message_id)
+                return
+            except Exception:
+                failures += 1
+                logger.warning("settling a parked send failed, retrying", exc_info=True)
+                if self.guard.stopping and failures > 3:
+                    return  # the row stays: the next owner works it (its record says how far)
+                await asyncio.sleep(self._deps.policy.backoff(failures, self._rng))
+
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
@@ -297,6 +430,20 @@ class InvalidPayloadError(PermanentError):
 
 class UnexpectedFailureError(PermanentError):
     """Sending kept failing with an unexpected error."""
+
+
+async def _ack(msg: Msg) -> None:
+    """Acknowledge a message whose effect is stored; a lost ack only brings it back once more,
+    and then the stored effect (a parked row, an attempt record) makes it a no-op."""
+    try:
+        await msg.ack()
+    except Exception:
+        logger.debug("ack failed", exc_info=True)
+
+
+def _parked_job(send: ParkedSend, approved: SendApproved) -> handlers.Job:
+    replay = send.headers.get(h.ZF_REPLAY_OF)
+    return handlers.Job(approved, send.seq, replay_of=UUID(replay) if replay else None, parked=send)
 
 
 def _invalid(exc: Exception) -> ProcessingError:

@@ -13,7 +13,7 @@ from zapflow.cli.dlq_cmd import app as dlq_app
 from zapflow.cli.migrations import migrate_all
 from zapflow.cli.nats_cmd import app as nats_app
 from zapflow.cli.providers_cmd import app as providers_app
-from zapflow.cli.status import jetstream_state, service_health
+from zapflow.cli.status import jetstream_state, parked_sends, service_health
 
 app = typer.Typer(help="Zapflow: run, inspect and operate the system.", no_args_is_help=True)
 app.add_typer(
@@ -48,7 +48,8 @@ def status(
         False, "--all", help="Also list ephemeral consumers (KV watchers, ordered readers)."
     ),
 ) -> None:
-    """Services' readiness, JetStream streams with message counts, consumers with backlog."""
+    """Services' readiness, JetStream streams with message counts, consumers with backlog,
+    and the channels whose sends the sender parked out of memory."""
     healthy = True
     typer.echo("SERVICE     URL                     STATUS")
     for h in asyncio.run(service_health()):
@@ -72,7 +73,29 @@ def status(
         )
     if hidden := len(consumers) - len(shown):
         typer.echo(f"({hidden} ephemeral consumers not shown; --all lists them)")
+    _print_parked()
     raise typer.Exit(0 if healthy else 1)
+
+
+def _print_parked() -> None:
+    """Sends parked by the sender: channels that hold more than their memory budget (a slow
+    pace, a provider refusing them, a reached daily cap); they are sent in order as they free
+    up. A count that only grows is a channel that cannot send."""
+    try:
+        parked = asyncio.run(parked_sends(topology.database_url()))
+    except Exception as exc:  # reported; the rest of the status stands
+        typer.echo(f"\nparked sends: database unreachable ({type(exc).__name__})")
+        return
+    typer.echo(
+        "\nPARKED SENDS (sender)  TENANT               CHANNEL                PARKED  OLDEST"
+    )
+    for row in parked:
+        typer.echo(
+            f"{'':<22} {row.tenant_id:<20} {row.channel_id:<22} {row.parked:>6}"
+            f"  {row.oldest_s:>5.0f} s"
+        )
+    if not parked:
+        typer.echo(f"{'':<22} none: every channel holds its sends within its budget")
 
 
 @app.command()

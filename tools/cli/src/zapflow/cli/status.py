@@ -1,4 +1,5 @@
-"""``zapflow status``: services' health, streams with message counts, consumers with backlog."""
+"""``zapflow status``: services' health, streams with message counts, consumers with backlog,
+and the sends the sender parked out of memory per channel (channels over their budget)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
+import asyncpg
 import httpx
 from nats.js.errors import NotFoundError
 
@@ -83,3 +85,32 @@ async def jetstream_state(nats_url: str) -> tuple[list[StreamRow], list[Consumer
         )
     finally:
         await nc.close()
+
+
+@dataclass(frozen=True)
+class ParkedRow:
+    """A channel's sends waiting in the sender's ``parked_sends`` (over its memory budget)."""
+
+    tenant_id: str
+    channel_id: str
+    parked: int
+    oldest_s: float
+
+
+_PARKED = """
+SELECT tenant_id, channel_id, count(*) AS parked,
+    extract(epoch FROM now() - min(parked_at))::float8 AS oldest_s
+FROM sender.parked_sends GROUP BY tenant_id, channel_id ORDER BY parked DESC LIMIT $1
+"""
+
+
+async def parked_sends(dsn: str, limit: int = 20) -> list[ParkedRow]:
+    """The channels with the most parked sends (none before the sender's migrations ran)."""
+    conn = await asyncpg.connect(dsn, timeout=3)
+    try:
+        rows = await conn.fetch(_PARKED, limit)
+    except asyncpg.UndefinedTableError:
+        return []
+    finally:
+        await conn.close()
+    return [ParkedRow(r["tenant_id"], r["channel_id"], r["parked"], r["oldest_s"]) for r in rows]

@@ -9,6 +9,7 @@ here: only ``credentials_ref``, a reference into the gateway's secret store.
 from __future__ import annotations
 
 from datetime import time
+from enum import StrEnum
 from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
@@ -46,6 +47,33 @@ class ChannelPolicy(Contract):
     service_window_hours: int = Field(default=24, ge=1, description="Free-form reply window.")
 
 
+class InDoubtPolicy(StrEnum):
+    """What the sender does with a send left *in doubt* that no status resolved in its window."""
+
+    RESEND = "resend"
+    DEAD_LETTER = "dead_letter"
+
+
+class InDoubtSettings(Contract):
+    """A send is *in doubt* when the sender died during its provider call: the provider may or
+    may not have accepted it. The sender waits ``window_s`` (from the call) for a provider status
+    that names the message by Zapflow's id; one that comes records it as sent (never resent).
+    Without one, ``policy`` decides. None: the sender's defaults (see the sender's README)."""
+
+    policy: InDoubtPolicy | None = Field(
+        default=None,
+        description="resend or dead_letter after the window; None: resend where the provider "
+        "echoes Zapflow's id in its statuses (Meta), dead_letter elsewhere.",
+    )
+    window_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=86_400,
+        description="Seconds to wait for a status naming the message, counted from the call; "
+        "None: ZF_SENDER_IN_DOUBT_WINDOW_S.",
+    )
+
+
 class ChannelSettings(Contract):
     """Everything other services may know about a channel; never a secret."""
 
@@ -66,6 +94,9 @@ class ChannelSettings(Contract):
     pace: PaceSettings
     policy: ChannelPolicy = Field(default_factory=ChannelPolicy)
     enabled: bool = True
+    in_doubt: InDoubtSettings = Field(
+        default_factory=InDoubtSettings, description="Sends whose provider call was cut short."
+    )
 
 
 class ChannelRegistered(Event):

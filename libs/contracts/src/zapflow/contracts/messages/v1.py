@@ -67,6 +67,11 @@ class MessageStatusChanged(Event):
     origin: SendOrigin | None = None
     campaign_id: UUID | None = None
     recipient_id: UUID | None = None
+    client_message_id: str | None = Field(
+        default=None,
+        description="Set when the provider's status report echoed the id Zapflow sent with the "
+        "message (Meta biz_opaque_callback_data): the provider itself names this message.",
+    )
 
 
 class MessageEdited(Event):

@@ -53,6 +53,7 @@ from zapflow.providers._wire import (
 from zapflow.providers.base import ParsedWebhook
 from zapflow.providers.errors import WebhookPayloadError
 from zapflow.providers.identity import receiving_identities
+from zapflow.providers.meta.outbound import MAX_OPAQUE
 from zapflow.providers.phones import party, same_phone
 
 PROVIDER: Final = "meta"
@@ -335,8 +336,15 @@ def _status(item: JsonDict, out: ParsedWebhook, clock: Clock) -> None:
             ),
             error_code=ident(error.get("code")),
             error_text=_error_text(error) if error else None,
+            client_message_id=_opaque(item.get("biz_opaque_callback_data")),
         )
     )
+
+
+def _opaque(value: object) -> str | None:
+    """``biz_opaque_callback_data`` as sent (at most 512 characters), else None."""
+    text = nonempty(value)
+    return text if text is not None and len(text) <= MAX_OPAQUE else None
 
 
 def _error_text(error: JsonDict) -> str | None:

@@ -48,6 +48,8 @@ UNAVAILABLE_CODES: Final = frozenset({1, 2, 131000, 131016, 133004})
 AUTH_CODES: Final = frozenset({0, 3, 10, 190}) | frozenset(range(200, 300))
 RECIPIENT_CODES: Final = frozenset({131021, 131026, 131030})
 WINDOW_CODES: Final = frozenset({131047})
+MAX_OPAQUE: Final = 512
+"""Longest ``biz_opaque_callback_data`` Meta accepts."""
 PAIR_RATE_RETRY_AFTER: Final = 6.0
 """Seconds to wait after 131056 when no Retry-After came (about 1 message per 6 s per user)."""
 
@@ -135,6 +137,12 @@ def build_send_request(msg: OutboundContent, channel: ChannelConfig) -> HttpRequ
     if msg.reply_to is not None:
         body["context"] = {"message_id": msg.reply_to.message_id}
     body |= _payload(msg)
+    if msg.client_message_id is not None:
+        # echoed in every status webhook of the message: lets the sender learn that a send it
+        # lost track of was accepted, without Meta's id
+        if len(msg.client_message_id) > MAX_OPAQUE:
+            raise InvalidRequestError("client message id longer than 512", provider=PROVIDER)
+        body["biz_opaque_callback_data"] = msg.client_message_id
     return HttpRequestSpec("POST", channel.base_url, _path(channel), _headers(channel), body)
 
 

@@ -22,9 +22,10 @@ from zapflow.contracts.envelope import Event
 from zapflow.contracts.inbound.v1 import WebhookReceived
 from zapflow.ingest.adapters import pgjson, pgoutbox
 from zapflow.ingest.adapters.pg_items import WebhookItems
-from zapflow.ingest.adapters.pglocks import lock_key, locked_transaction
+from zapflow.ingest.adapters.pglocks import lock_key, locked_transaction, message_lock_key
 from zapflow.ingest.adapters.pgretry import retrying
 from zapflow.ingest.adapters.pgtypes import Conn
+from zapflow.ingest.domain import echoed_message_id
 from zapflow.ingest.ports import Ingested
 from zapflow.providers import ParsedWebhook
 
@@ -147,11 +148,16 @@ class PgIngestStore:
 
 
 def _lock_keys(channel_id: str, parsed: ParsedWebhook) -> list[int]:
-    """One lock per provider message id the webhook stores or changes (see ``pglocks``)."""
+    """One lock per provider message id the webhook stores or changes (see ``pglocks``), and
+    the lock of every outbound message a receipt names by our id (it may link its provider id,
+    as a ``SendSucceeded`` would)."""
     ids_ = [
         *(m.provider_message_id for m in parsed.messages),
         *(s.provider_message_id for s in parsed.statuses),
         *(e.provider_message_id for e in parsed.edits),
         *(r.provider_message_id for r in parsed.revokes),
     ]
-    return [lock_key(channel_id, i) for i in ids_]
+    echoed = (echoed_message_id(s.client_message_id) for s in parsed.statuses)
+    return [lock_key(channel_id, i) for i in ids_] + [
+        message_lock_key(m) for m in echoed if m is not None
+    ]

@@ -17,7 +17,7 @@ import asyncpg
 from zapflow.contracts.envelope import Event
 from zapflow.contracts.sending.v1 import SendRequested, SendSucceeded, SendVetoed
 from zapflow.ingest.adapters import pgoutbox
-from zapflow.ingest.adapters.pg_outcomes import PARKED_PROVIDER_IDS
+from zapflow.ingest.adapters.pg_outcomes import ECHOED_PROVIDER_IDS, PARKED_PROVIDER_IDS
 from zapflow.ingest.adapters.pg_sends import SendRun
 from zapflow.ingest.adapters.pglocks import lock_key, locked_transaction, message_lock_key
 from zapflow.ingest.adapters.pgretry import retrying
@@ -68,8 +68,9 @@ class PgOutboundStore:
 
 async def _lock_keys(conn: Conn, evt: SendEvent) -> list[int]:
     """The message's key, and ``(channel, provider id)`` for every id the event may link: its
-    own (a success), or those of successes parked for the message it records. A success parked
-    after this read makes ``SendRun`` raise ``Race``, and the transaction runs again."""
+    own (a success), or those of successes parked for, and of receipts that named, the message
+    it records. One parked after this read makes ``SendRun`` raise ``Race``, and the transaction
+    runs again."""
     message_id, channel = message_id_of(evt), channel_of(evt)
     keys = [message_lock_key(message_id)]
     if isinstance(evt, SendSucceeded):
@@ -77,5 +78,6 @@ async def _lock_keys(conn: Conn, evt: SendEvent) -> list[int]:
             keys.append(lock_key(channel, evt.provider_message_id))
     elif isinstance(evt, SendRequested | SendVetoed):
         rows = await conn.fetch(PARKED_PROVIDER_IDS, message_id)
+        rows += await conn.fetch(ECHOED_PROVIDER_IDS, str(message_id), channel, evt.tenant_id)
         keys += [lock_key(channel, r["provider_message_id"]) for r in rows]
     return keys

@@ -5,8 +5,10 @@ A veto or a send outcome moves an outbound message's status forward (``status_ad
 (``message_status_history`` rows with ``message_id`` NULL) are applied through ``pg_timeline``.
 Outcomes for a message not recorded yet are parked in ``outbound_pending_outcomes`` and applied
 by :meth:`Outcomes.apply_parked` when it is, so the order of a message's send events does not
-matter. If ingest-raw stored the provider's echo of the message before the link, the echo is
-folded into it (its receipts wait again and are applied with the link, its media moves over).
+matter; receipts that named it by our id before (Meta ``biz_opaque_callback_data``) link their
+provider id then (:meth:`Outcomes.adopt_echoed`). If ingest-raw stored the provider's echo of
+the message before the link, the echo is folded into it (its receipts wait again and are
+applied with the link, its media moves over).
 """
 
 from __future__ import annotations
@@ -80,6 +82,12 @@ ON CONFLICT DO NOTHING
 PARKED_PROVIDER_IDS: Final = """
 SELECT provider_message_id FROM outbound_pending_outcomes
 WHERE message_id = $1 AND provider_message_id IS NOT NULL
+"""
+# receipts that named the message by the id we sent with it before the message was recorded
+ECHOED_PROVIDER_IDS: Final = """
+SELECT DISTINCT provider_message_id FROM message_status_history
+WHERE client_message_id = $1 AND channel_id = $2 AND tenant_id = $3 AND message_id IS NULL
+ORDER BY provider_message_id
 """
 _TAKE_PARKED: Final = """
 DELETE FROM outbound_pending_outcomes WHERE message_id = $1 AND tenant_id = $2
@@ -198,6 +206,22 @@ class Outcomes:
             message = await self.load(message_id)
             assert message is not None, "parked outcomes are applied right after the insert"
             await self.settle(message, outcome, f"parked/{n}")
+
+    async def adopt_echoed(self, message_id: UUID) -> None:
+        """Receipts that named the message just recorded by our id (the provider echoes it)
+        link their provider id to it, when no outcome linked one, and are applied."""
+        message = await self.load(message_id)
+        if message is None or message.provider_message_id is not None:
+            return
+        rows = await self.conn.fetch(
+            ECHOED_PROVIDER_IDS, str(message_id), self.cause.channel_id, self.cause.tenant_id
+        )
+        if not rows:
+            return
+        # one provider id per message: more than one would be a duplicate send of ours
+        linked = await self._link(message, rows[0]["provider_message_id"])
+        if linked is not None:
+            self.events += await self.timeline.apply_pending("echoed", linked)
 
     async def load(self, message_id: UUID) -> Outbound | None:
         """The message, row-locked; None when not recorded yet."""

@@ -125,6 +125,7 @@ class SendRun:
             )
         )
         await self.outcomes.apply_parked(request.message_id)
+        await self.outcomes.adopt_echoed(request.message_id)
 
     async def _thread(self, request: SendRequest, at: datetime) -> tuple[UUID, UUID]:
         """(conversation, contact) of the message: the one named, else the recipient's."""

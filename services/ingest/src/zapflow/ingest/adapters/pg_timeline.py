@@ -3,9 +3,11 @@
 A change for a provider id that is not stored yet is kept (receipts in
 ``message_status_history`` with ``message_id`` NULL, edits and revokes in
 ``message_pending_changes``) and applied by :meth:`Timeline.apply_pending` when the message is
-inserted. Receipts never move a status backwards (``status_advances``); every receipt is kept in
-the history, applied or not. The caller owns the transaction; each method returns the events to
-publish.
+inserted. A receipt that names one of our outbound messages by the id we sent with it (Meta
+``biz_opaque_callback_data``) links its provider id to that message when the message has none
+yet: the sender may have died before it recorded the provider's answer. Receipts never move a
+status backwards (``status_advances``); every receipt is kept in the history, applied or not.
+The caller owns the transaction; each method returns the events to publish.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from zapflow.contracts.model import DeliveryStatus, MessageEdit, MessageRevoke, 
 from zapflow.ingest import events
 from zapflow.ingest.adapters import pgjson
 from zapflow.ingest.adapters.pgtypes import Conn
-from zapflow.ingest.domain import Receipt, fold_statuses
+from zapflow.ingest.domain import Receipt, echoed_message_id, fold_statuses
 from zapflow.ingest.events import Campaign, Cause
 
 _TARGET: Final = """
@@ -33,8 +35,8 @@ FOR NO KEY UPDATE
 _RECORD_RECEIPT: Final = """
 INSERT INTO message_status_history
   (tenant_id, channel_id, provider_message_id, message_id, status, at, error_code, error_text,
-   applied, source_event_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+   applied, source_event_id, client_message_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT ON CONSTRAINT message_status_history_receipt DO NOTHING
 RETURNING id
 """
@@ -42,13 +44,20 @@ _SET_STATUS: Final = """
 UPDATE messages SET status = $2, status_at = $3, error_code = $4, error_text = $5 WHERE id = $1
 """
 _PENDING_RECEIPTS: Final = """
-SELECT id, status, at, error_code, error_text FROM message_status_history
+SELECT id, status, at, error_code, error_text, client_message_id FROM message_status_history
 WHERE channel_id = $1 AND provider_message_id = $2 AND message_id IS NULL
 FOR UPDATE
 """
 _ADOPT_RECEIPTS: Final = """
 UPDATE message_status_history SET message_id = $3, applied = (id = $4)
 WHERE channel_id = $1 AND provider_message_id = $2 AND message_id IS NULL
+"""
+# our outbound message, named by the id we sent with it, takes the provider id (it has none yet)
+_LINK_ECHOED: Final = """
+UPDATE messages SET provider_message_id = $4
+WHERE id = $1 AND tenant_id = $2 AND channel_id = $3 AND origin IS NOT NULL
+  AND provider_message_id IS NULL
+RETURNING id
 """
 _KEEP_CHANGE: Final = """
 INSERT INTO message_pending_changes
@@ -100,8 +109,14 @@ class Timeline:
         )
 
     async def status(self, key: str, update: StatusUpdate) -> list[Event]:
+        """Record the receipt; apply it if it moves its message forward. A receipt for a provider
+        id no message holds waits, unless it names an outbound message of ours by the id we
+        sent (the caller holds that message's lock): then the id is linked and every receipt
+        that waited for it is applied."""
         target = await self._target(update.provider_message_id)
-        receipt = Receipt(update.status, update.at, update.error_code, update.error_text)
+        receipt = Receipt(
+            update.status, update.at, update.error_code, update.error_text, update.client_message_id
+        )
         advances = target is not None and fold_statuses(target.status, [receipt]) is not None
         recorded = await self._conn.fetchval(
             _RECORD_RECEIPT,
@@ -115,10 +130,30 @@ class Timeline:
             pgjson.text(update.error_text),
             advances,
             self._src.id,
+            update.client_message_id,
         )
-        if target is None or not advances or recorded is None:
+        if target is None:
+            if await self.link_echoed(update.client_message_id, update.provider_message_id):
+                return await self.apply_pending(key, update.provider_message_id)
+            return []
+        if not advances or recorded is None:
             return []
         return [await self._set_status(key, target, update.provider_message_id, receipt)]
+
+    async def link_echoed(self, client_message_id: str | None, provider_message_id: str) -> bool:
+        """Give ``provider_message_id`` to the outbound message named by ``client_message_id``
+        (ours: same tenant and channel, sent through Zapflow, no provider id yet)."""
+        message_id = echoed_message_id(client_message_id)
+        if message_id is None:
+            return False
+        linked = await self._conn.fetchval(
+            _LINK_ECHOED,
+            message_id,
+            self._src.tenant_id,
+            self._src.channel_id,
+            provider_message_id,
+        )
+        return linked is not None
 
     async def _set_status(
         self, key: str, target: Target, provider_message_id: str, receipt: Receipt
@@ -143,6 +178,7 @@ class Timeline:
             error_code=receipt.error_code,
             error_text=receipt.error_text,
             campaign=target.campaign,
+            client_message_id=receipt.client_message_id,
         )
 
     async def edit(self, key: str, edit: MessageEdit) -> list[Event]:
@@ -206,9 +242,13 @@ class Timeline:
         rows = await self._conn.fetch(_PENDING_RECEIPTS, self._src.channel_id, provider_message_id)
         if rows:
             receipts = {
-                Receipt(DeliveryStatus(r["status"]), r["at"], r["error_code"], r["error_text"]): r[
-                    "id"
-                ]
+                Receipt(
+                    DeliveryStatus(r["status"]),
+                    r["at"],
+                    r["error_code"],
+                    r["error_text"],
+                    r["client_message_id"],
+                ): r["id"]
                 for r in rows
             }
             winner = fold_statuses(target.status, receipts)

@@ -15,9 +15,8 @@ none                  send (first attempt)
 ``sending``           another owner may still be in the call: wait until the call must have ended
                       (``in_doubt_after_s`` after it started), then it is *in doubt*: the
                       provider may or may not have accepted it. Idempotent providers resend;
-                      for the others it is failed as ``in_doubt`` and dead-lettered (at most
-                      once: a duplicate WhatsApp message cannot be taken back, a dead letter can
-                      be replayed by an operator).
+                      for the others it is resolved by the provider's own statuses, else by the
+                      channel's policy (``zapflow.sender.domain.doubt``).
 ====================  ===========================================================================
 """
 
