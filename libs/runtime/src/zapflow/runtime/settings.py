@@ -11,6 +11,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from zapflow.runtime.db import Timeouts
+
 LOCAL_NATS_URL = "nats://127.0.0.1:14222"
 LOCAL_DATABASE_URL = "postgresql://zapflow@127.0.0.1:15432/zapflow"
 
@@ -33,6 +35,24 @@ class BaseServiceSettings(BaseSettings):
     db_pool_size: int = Field(
         default=10, ge=1, le=200, description="Most PostgreSQL connections this replica opens."
     )
+    db_statement_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="PostgreSQL statement_timeout of every pooled connection; a cancelled "
+        "statement counts against its message like any other failure.",
+    )
+    db_acquire_timeout_s: float = Field(
+        default=10.0, gt=0, description="Longest wait for a free pooled connection."
+    )
+    db_connect_timeout_s: float = Field(
+        default=10.0, gt=0, description="Longest wait for a new PostgreSQL connection."
+    )
+    db_idle_in_transaction_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="The server ends a session idle this long inside a transaction (its locks "
+        "go with it).",
+    )
     stream_replicas: int = Field(
         default=1,
         ge=1,
@@ -40,3 +60,11 @@ class BaseServiceSettings(BaseSettings):
         description="Replicas of the streams this service declares (3 in a cluster).",
     )
     shutdown_grace_s: float = 10.0
+
+    def db_timeouts(self) -> Timeouts:
+        return Timeouts(
+            statement_s=self.db_statement_timeout_s,
+            acquire_s=self.db_acquire_timeout_s,
+            connect_s=self.db_connect_timeout_s,
+            idle_in_transaction_s=self.db_idle_in_transaction_timeout_s,
+        )
