@@ -65,6 +65,13 @@ SEND_PARTITIONS: Final = 16
 ADVISORY_MAX_DELIVERIES: Final = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"
 """Core-NATS advisory JetStream publishes when a message ran out of deliveries."""
 
+
+def max_deliveries_advisory(stream: str, durable: str) -> str:
+    """``$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.<durable>``: the advisory of one
+    consumer (each service subscribes to those of its own consumers)."""
+    return f"{ADVISORY_MAX_DELIVERIES.removesuffix('>')}{stream}.{durable}"
+
+
 _TOKEN: Final = re.compile(SUBJECT_TOKEN_PATTERN)
 
 

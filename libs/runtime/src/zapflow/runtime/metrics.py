@@ -17,3 +17,14 @@ HANDLE_SECONDS = Histogram(
 )
 PUBLISHED = Counter("zf_published_total", "Events published to JetStream.", ["type"])
 READY = Gauge("zf_ready", "1 when the service's dependencies are reachable.")
+WAITING = Gauge(
+    "zf_consumer_waiting",
+    "Messages held in place while an infrastructure error (database, NATS) is waited out.",
+    ["consumer"],
+)
+PARTITIONS_OWNED = Gauge(
+    "zf_partitions_owned", "Partitions this replica holds a lease on.", ["group"]
+)
+TASK_RESTARTS = Counter(
+    "zf_task_restarts_total", "Supervised tasks restarted after a crash.", ["task"]
+)

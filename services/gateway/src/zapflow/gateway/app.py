@@ -5,7 +5,8 @@ gateway's parts on top of the service's NATS connection and database pool:
 
 * the secret box (``ZF_GATEWAY_SECRETS_KEY``) and the webhook channel cache, loaded before the
   HTTP server starts, so the first webhook already finds its channel;
-* background tasks: the PostgreSQL listener (channel changes, outbox inserts), the cache
+* background tasks, supervised by the runtime (restarted after a crash, ``/readyz`` names one
+  that is down): the PostgreSQL listener (channel changes, outbox inserts), the cache
   maintenance loop and the outbox relay;
 * the ``CHANNEL_CREDENTIALS`` responder;
 * the command log (``send_requests`` + outbox) the send and consent routes write through;
@@ -20,14 +21,11 @@ Everything started here is stopped through ``svc.resources`` when the service st
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import logging
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import Any, Final
+from typing import Final
 
 from zapflow.contracts.routing import stream_for
 from zapflow.contracts.streams import consumers_owned_by, streams_owned_by
@@ -64,27 +62,6 @@ class Gateway:
     commands: CommandLog
 
 
-def _spawn(svc: Service, stop: asyncio.Event, coro: Coroutine[Any, Any, None], name: str) -> None:
-    task = asyncio.create_task(coro, name=f"gateway-{name}")
-
-    def crashed(done: asyncio.Task[None]) -> None:
-        if not done.cancelled() and done.exception() is not None:
-            logger.error("background task crashed", extra={"task": name}, exc_info=done.exception())
-
-    task.add_done_callback(crashed)
-
-    async def stop_task() -> None:
-        stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            try:
-                await asyncio.wait_for(asyncio.shield(task), 2.0)
-            except TimeoutError:
-                task.cancel()
-                await task
-
-    svc.resources.push_async_callback(stop_task)
-
-
 async def setup(svc: Service, settings: Settings) -> Gateway:
     """Build and start the gateway's parts; sets ``svc.app``."""
     if settings.uses_dev_secrets_key:
@@ -113,10 +90,10 @@ async def setup(svc: Service, settings: Settings) -> Gateway:
         {CHANNELS_NOTIFY: cache.notify, OUTBOX_NOTIFY: relay.wake},
         on_connect=on_connect,
     )
-    stop = asyncio.Event()
-    _spawn(svc, stop, listener.run(stop), "pg-listener")
-    _spawn(svc, stop, cache.maintain(stop, settings.channel_cache_refresh_s), "channel-cache")
-    _spawn(svc, stop, relay.run(stop), "outbox-relay")
+    refresh_s = settings.channel_cache_refresh_s
+    svc.supervise("gateway-pg-listener", listener.run)
+    svc.supervise("gateway-channel-cache", lambda stop: cache.maintain(stop, refresh_s))
+    svc.supervise("gateway-outbox-relay", relay.run)
     subscription = await credentials.serve(svc.nc, svc.pool, box)
     svc.resources.push_async_callback(subscription.unsubscribe)
 
