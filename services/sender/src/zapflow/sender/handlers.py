@@ -26,6 +26,7 @@ from zapflow.contracts.queries.gateway_v1 import ChannelCredentialsReply
 from zapflow.contracts.sender.v1 import SendApproved
 from zapflow.contracts.sending.v1 import FailureReason
 from zapflow.providers.errors import AuthenticationError, ProviderError
+from zapflow.runtime.faults import is_infrastructure
 from zapflow.sender import metrics, outcomes
 from zapflow.sender.adapters.provider import IDEMPOTENT_PROVIDERS, error_kind, failure_reason
 from zapflow.sender.domain import (
@@ -205,17 +206,20 @@ async def _call(
 
 async def _durably(deps: Deps, write: Callable[[], Awaitable[T]], *, tries: int = 20) -> T:
     """A write that records what the provider answered, retried through database hiccups:
-    losing it would turn a known outcome into an in-doubt one."""
-    failures = 0
+    losing it would turn a known outcome into an in-doubt one. An outage is waited out however
+    long it lasts; ``tries`` bounds only the other errors."""
+    failures = attempt = 0
     while True:
         try:
             return await write()
-        except Exception:
-            failures += 1
+        except Exception as exc:
+            attempt += 1
+            failures += 0 if is_infrastructure(exc) else 1
             if failures >= tries:
                 raise
-            logger.warning("recording the provider's answer failed, retrying", exc_info=True)
-            await deps.sleep(deps.policy.backoff(min(failures, 5), deps.rng))
+            if attempt == 1 or attempt % 10 == 0:
+                logger.warning("recording the provider's answer failed, retrying", exc_info=True)
+            await deps.sleep(deps.policy.backoff(min(attempt, 5), deps.rng))
 
 
 class UnexpectedCallError(ProviderError):

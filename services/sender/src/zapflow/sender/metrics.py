@@ -25,5 +25,4 @@ PACE_FACTOR = Gauge(
     ["tenant", "channel"],
 )
 HELD = Gauge("zf_sender_held_messages", "Approved sends fetched and not yet acknowledged.")
-PARTITIONS = Gauge("zf_sender_partitions_owned", "Partitions this replica holds a lease on.")
 DEAD_LETTERED = Counter("zf_sender_dead_lettered_total", "Messages sent to the DLQ.")
