@@ -51,6 +51,7 @@ from zapflow.sender.ports import (
     PaceSlot,
     ProviderPort,
     Publish,
+    Stopping,
 )
 
 logger = logging.getLogger(__name__)
@@ -184,8 +185,15 @@ async def _call(
     try:
         with metrics.PROVIDER_SECONDS.time():
             result = await deps.provider.send(
-                settings, credentials, job.approved.request, before_write=slot.commit
+                settings, credentials, job.approved.request, before_write=_gate(slot, deps.guard)
             )
+    except Stopping:  # handed over while the pace held the request back: nothing was written
+        not_sent = partial(
+            deps.store.record_retry, job.message_id, rate_limited=False, code="handed_over",
+            text="not sent: the partition was handed over before the request was written",
+        )  # fmt: skip
+        await _durably(deps, not_sent)
+        raise
     except ProviderError as exc:
         error: ProviderError = exc
     except Exception as exc:  # a bug or an unforeseen transport failure: retried
@@ -202,6 +210,18 @@ async def _call(
         text=error.message,
     )
     return await _durably(deps, retry), error
+
+
+def _gate(slot: PaceSlot, guard: Guard) -> Callable[[], Awaitable[None]]:
+    """Right before the request is written: the pace, then the guard once more — a replica that
+    was paused while the pace held the request back must not write it when it wakes."""
+
+    async def gate() -> None:
+        await slot.commit()
+        with guard.critical():  # nested in the attempt's own section: only the check
+            pass
+
+    return gate
 
 
 async def _durably(deps: Deps, write: Callable[[], Awaitable[T]], *, tries: int = 20) -> T:

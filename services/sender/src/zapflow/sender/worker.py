@@ -92,11 +92,13 @@ class PartitionGuard:
             raise Stopping
         task = asyncio.current_task()
         assert task is not None
+        nested = task in self._critical  # the check right before the write (handlers._gate)
         self._critical.add(task)
         try:
             yield
         finally:
-            self._critical.discard(task)
+            if not nested:
+                self._critical.discard(task)
 
     def is_critical(self, task: asyncio.Task[None]) -> bool:
         return task in self._critical
