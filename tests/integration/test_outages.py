@@ -9,7 +9,10 @@ compliance, the sender and the simulator, and ingest records each in its convers
 After the server comes back, everything settles: ``zapflow audit`` finds every request accepted
 by the provider exactly once and in order per recipient, ingest recorded each as sent (or
 further), no service wrote a dead letter, no service died, and every service is ready again.
-One run of each scenario; ``OUTAGE_S`` is how long the server stays away.
+One run of each scenario; ``OUTAGE_S`` is how long the server stays away. A restarted
+nats-server answers before its JetStream is back (recovering a large store takes a while; a
+cluster first elects a meta leader): the last ``RECOVERING_S`` of the NATS outage are played
+by a server without JetStream on the same port, which refuses every JetStream request.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ from zapflow.contracts.sending.v1 import Recipient, SendRequest, SendRequested
 from zapflow.contracts.streams import ZF_DLQ
 from zapflow.contracts.subjects import subject_for
 from zapflow.contracts.types import SERVICES
-from zapflow.embedded import NatsServer, PostgresServer, free_port
+from zapflow.embedded import NatsServer, PostgresServer, find_nats_server_binary, free_port
+from zapflow.embedded.ports import is_accepting
 from zapflow.runtime.broker import Publisher
 from zapflow.testing import make_scratch_dir, unique
 from zapflow.testing.processes import BIN
@@ -48,7 +52,10 @@ from zapflow.testing.processes import BIN
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 OUTAGE_S: Final = 180.0
-"""How long PostgreSQL, or nats-server, stays away."""
+"""How long PostgreSQL, or JetStream, stays away."""
+RECOVERING_S: Final = 30.0
+"""The last part of the NATS outage: the server answers, JetStream does not yet (as while it
+recovers its store, or a cluster elects its meta leader): every JetStream request is refused."""
 WARM_S: Final = 15.0
 AFTER_S: Final = 10.0
 LOAD_PER_S: Final = 4.0
@@ -270,8 +277,28 @@ async def test_nats_server_restarted_after_minutes_loses_duplicates_and_dead_let
     load = asyncio.create_task(system.load(count))
     await asyncio.sleep(WARM_S)
     await asyncio.to_thread(system.nats.stop)  # its store is kept
-    await asyncio.sleep(OUTAGE_S)
+    await asyncio.sleep(OUTAGE_S - RECOVERING_S)
     system.alive()
+    recovering = await asyncio.to_thread(_without_jetstream, system.nats.port)  # no JetStream yet
+    try:
+        await asyncio.sleep(RECOVERING_S)
+        system.alive()
+    finally:
+        recovering.terminate()
+        await asyncio.to_thread(recovering.wait, 10)
     await asyncio.to_thread(system.nats.start)
     await load
     await _check_after_recovery(system)
+
+
+def _without_jetstream(port: int) -> subprocess.Popen[bytes]:
+    """nats-server on ``port`` without JetStream: clients connect, JetStream requests fail."""
+    proc = subprocess.Popen(
+        [find_nats_server_binary(), "--addr", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while not is_accepting("127.0.0.1", port):
+        assert time.monotonic() < deadline, "nats-server without JetStream did not start"
+        time.sleep(0.05)
+    return proc
