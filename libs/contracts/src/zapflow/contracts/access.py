@@ -8,8 +8,8 @@ service may do is exactly what its contracts say:
   its dead letters only under its own name (``zf.dlq.dead_lettered.v1.*.<service>``);
 * **declare** the streams it owns (create, update, info) and the ones it reads from or publishes
   to (create and info only: a stream's configuration is changed by its owner alone);
-* **consume** its own durable consumers (create, info, delete, fetch, acknowledge) and nobody
-  else's; read the JetStream max-deliveries advisories of those consumers; fetch single messages
+* **consume** its own durable consumers (create, info, reset, delete, fetch, acknowledge) and
+  nobody else's; read the JetStream max-deliveries advisories of those consumers; fetch single messages
   of the streams they read (to dead-letter a message that ran out of deliveries);
 * **lease** partitions of its own partitioned consumer groups (keys ``<group>.>`` of the lease
   bucket) and nobody else's;
@@ -128,6 +128,7 @@ def _consumer_api(consumer: ConsumerSpec) -> list[str]:
         f"$JS.API.CONSUMER.DURABLE.CREATE.{where}",
         f"$JS.API.CONSUMER.INFO.{where}",
         f"$JS.API.CONSUMER.DELETE.{where}",
+        f"$JS.API.CONSUMER.RESET.{where}",  # a new owner redelivers what the last left, at once
         f"$JS.API.CONSUMER.MSG.NEXT.{where}",
         f"$JS.ACK.{where}.>",
     ]

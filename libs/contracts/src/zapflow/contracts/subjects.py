@@ -65,12 +65,14 @@ SEND_PARTITIONS: Final = 16
 ADVISORY_MAX_DELIVERIES: Final = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"
 """Core-NATS advisory JetStream publishes when a message ran out of deliveries."""
 
-_TOKEN: Final = re.compile(SUBJECT_TOKEN_PATTERN)
-
 
 def max_deliveries_advisory(stream: str, durable: str) -> str:
-    """The max-deliveries advisory subject of one consumer."""
-    return f"{ADVISORY_MAX_DELIVERIES[:-2]}.{stream}.{durable}"
+    """``$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.<durable>``: the advisory of one
+    consumer (each service subscribes to those of its own consumers)."""
+    return f"{ADVISORY_MAX_DELIVERIES.removesuffix('>')}{stream}.{durable}"
+
+
+_TOKEN: Final = re.compile(SUBJECT_TOKEN_PATTERN)
 
 
 def token(value: str) -> str:

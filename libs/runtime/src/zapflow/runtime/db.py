@@ -5,6 +5,13 @@ Every service owns one schema named after itself. Migrations are plain SQL files
 transaction, recorded in ``<schema>.schema_migrations`` with a checksum, under an advisory
 lock so replicas starting together apply them once. Re-running is a no-op; an edited file that was
 already applied is an error (write a new migration instead).
+
+Every pool is bounded in time (:class:`Timeouts`): the server cancels a statement after
+``statement_timeout`` and ends a session left idle inside a transaction; the client gives up on a
+command the server does not answer, on a connection attempt, and on waiting for a free
+connection. Each of these surfaces as an error instead of a hang, and
+``zapflow.runtime.faults`` tells which of them are the infrastructure's (waited out) and which
+count against the message (a statement timeout).
 """
 
 from __future__ import annotations
@@ -14,8 +21,10 @@ import logging
 import re
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
+from typing import TYPE_CHECKING
 
 import asyncpg
+from asyncpg.pool import PoolAcquireContext
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +105,47 @@ async def _no_reset(_: asyncpg.Connection) -> None:
     """Replaces asyncpg's reset query on release (an open transaction is still rolled back)."""
 
 
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a pool's users wait for PostgreSQL (seconds); the settings ``ZF_<SERVICE>_DB_*``.
+
+    ``statement_s`` is the server's ``statement_timeout``; the client's own command timeout is a
+    few seconds longer, so it fires only when the server does not answer at all.
+    """
+
+    statement_s: float = 15.0
+    acquire_s: float = 10.0
+    connect_s: float = 10.0
+    idle_in_transaction_s: float = 60.0
+
+    @property
+    def command_s(self) -> float:
+        return self.statement_s + 5.0
+
+    def server_settings(self) -> dict[str, str]:
+        return {
+            "statement_timeout": f"{int(self.statement_s * 1000)}ms",
+            "idle_in_transaction_session_timeout": f"{int(self.idle_in_transaction_s * 1000)}ms",
+        }
+
+
+if TYPE_CHECKING:
+    _AsyncpgPool = asyncpg.Pool[asyncpg.Record]
+else:
+    _AsyncpgPool = asyncpg.Pool  # not subscriptable at run time
+
+
+class Pool(_AsyncpgPool):
+    """asyncpg's pool, whose ``acquire`` (and so ``fetch``, ``execute``, …) waits at most
+    ``acquire_timeout`` for a connection unless the caller gives its own timeout."""
+
+    __slots__ = ("acquire_timeout",)
+    acquire_timeout: float | None
+
+    def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext[asyncpg.Record]:
+        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+
 async def create_pool(
     dsn: str,
     schema: str,
@@ -103,23 +153,35 @@ async def create_pool(
     min_size: int = 1,
     max_size: int = 10,
     session_state: bool = True,
-) -> asyncpg.Pool:
-    """A pool whose connections resolve unqualified names in the service's own schema.
+    timeouts: Timeouts | None = None,
+) -> Pool:
+    """A pool whose connections resolve unqualified names in the service's own schema and wait
+    for PostgreSQL only as long as ``timeouts`` say (the module docstring).
 
     ``session_state=False`` is for callers that leave nothing on a connection between uses (no
     session advisory locks, ``LISTEN``, ``SET`` or open cursors): the pool then skips asyncpg's
     reset query (``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``), one round
     trip saved on every release.
     """
-    pool = await asyncpg.create_pool(
+    limits = timeouts or Timeouts()
+    pool = Pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
         reset=None if session_state else _no_reset,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        command_timeout=limits.command_s,
+        timeout=limits.connect_s,
         server_settings={
             "search_path": f"{schema}, public",
             "application_name": f"zapflow-{schema}",
+            **limits.server_settings(),
         },
     )
-    assert pool is not None
+    pool.acquire_timeout = limits.acquire_s
+    await pool
     return pool

@@ -1,7 +1,9 @@
 """``/healthz``, ``/readyz`` and ``/metrics`` for every service.
 
 ``/healthz`` answers while the process's event loop runs; ``/readyz`` runs the service's readiness
-checks (NATS connected, database answering) and answers 503 naming the failing ones.
+checks (NATS connected, database answering, every supervised task running — ``consumer:<durable>``,
+``partitions:<group>``, ``task:<name>``) and answers 503 naming the failing ones. The checks are
+read at every request, so a task supervised after start-up is checked too.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def health_routes(
 
     async def readyz(_: Request) -> Response:
         results: dict[str, bool] = {}
-        for name, check in checks.items():
+        for name, check in list(checks.items()):
             try:
                 results[name] = await asyncio.wait_for(check(), timeout)
             except Exception:  # a failing dependency is a "not ready", never a 500

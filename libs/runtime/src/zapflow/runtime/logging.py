@@ -1,6 +1,9 @@
 """One logging setup for every service: JSON lines on stderr, readable text on a TTY.
 
 Log messages are fixed lowercase phrases with ids in ``extra``; never bodies, phones or secrets.
+Both formatters scrub what databases put in their error texts (``DETAIL:  Key (phone)=(…)``,
+failing rows, quoted values; see ``zapflow.runtime.faults``) from messages, string extras and
+tracebacks, so a ``logger.exception`` after a PostgreSQL error logs no personal data.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from zapflow.runtime.faults import scrub, scrub_traceback
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
@@ -30,22 +35,35 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": scrub(record.getMessage()),
         }
-        doc.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        doc.update(_extras(record))
         if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
+            doc["exc"] = _exception(self, record)
         return orjson.dumps(doc, default=str).decode()
 
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        extra = " ".join(f"{k}={v}" for k, v in record.__dict__.items() if k not in _STANDARD)
+        extra = " ".join(f"{k}={v}" for k, v in _extras(record).items())
         line = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name}: "
-        line += record.getMessage() + (f"  [{extra}]" if extra else "")
+        line += scrub(record.getMessage()) + (f"  [{extra}]" if extra else "")
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + _exception(self, record)
         return line
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {
+        k: scrub(v) if isinstance(v, str) else v
+        for k, v in record.__dict__.items()
+        if k not in _STANDARD
+    }
+
+
+def _exception(formatter: logging.Formatter, record: logging.LogRecord) -> str:
+    assert record.exc_info is not None
+    return scrub_traceback(formatter.formatException(record.exc_info), record.exc_info[1])
 
 
 def configure(service: str, level: str = "INFO", fmt: str = "auto") -> None:

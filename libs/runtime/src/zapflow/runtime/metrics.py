@@ -22,3 +22,14 @@ QUERIES_SERVED = Counter(
     "Request-reply queries answered, by subject and outcome.",
     ["subject", "outcome"],
 )
+WAITING = Gauge(
+    "zf_consumer_waiting",
+    "Messages held in place while an infrastructure error (database, NATS) is waited out.",
+    ["consumer"],
+)
+PARTITIONS_OWNED = Gauge(
+    "zf_partitions_owned", "Partitions this replica holds a lease on.", ["group"]
+)
+TASK_RESTARTS = Counter(
+    "zf_task_restarts_total", "Supervised tasks restarted after a crash.", ["task"]
+)

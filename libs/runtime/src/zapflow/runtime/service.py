@@ -1,12 +1,18 @@
 """The service runner: connect, declare, migrate, serve, consume, and shut down gracefully.
 
 Start-up order: NATS connection → the service's streams and consumers declared → its schema
-migrated → database pool → the service's ``setup`` hook (registers consumers, HTTP routes and
-resources) → every declared durable consumer must have a reader (else start-up fails: it would
-only build backlog) → HTTP server → consumers. SIGTERM/SIGINT stop the consumers first (the
-message in hand finishes and is acked; fetched-but-unstarted ones are nak'ed for immediate
-redelivery), then the HTTP server, then the service's resources, then NATS is drained and the
-pool closed.
+migrated → database pool (bounded in time, ``zapflow.runtime.db.Timeouts``) → the service's
+``setup`` hook (registers consumers, HTTP routes, background tasks and resources) → every
+declared durable consumer must have a reader (else start-up fails: it would only build backlog)
+→ HTTP server → consumers and partition leases → the max-deliveries watch of the consumers it
+reads. SIGTERM/SIGINT stop the consumers first (the message in hand finishes and is acked;
+fetched-but-unstarted ones are nak'ed for immediate redelivery), then the HTTP server, then the
+background tasks, then the service's resources, then NATS is drained and the pool closed.
+
+Every long-running task is supervised (``zapflow.runtime.supervise``): consumers
+(``consumer:<durable>``), partition leases (``partitions:<group>``) and the loops a service
+starts with :meth:`Service.supervise` (``task:<name>``) are restarted after a crash and reported
+by ``/readyz`` while they are down.
 """
 
 from __future__ import annotations
@@ -15,12 +21,13 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from importlib.resources.abc import Traversable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 from nats.aio.client import Client as NATS
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
@@ -32,8 +39,9 @@ from zapflow.contracts.types import ServiceName
 from zapflow.runtime import broker, db, dlq, health, rpc
 from zapflow.runtime.consumer import Consumer, Handler
 from zapflow.runtime.http import Server, build_server
-from zapflow.runtime.partitions import PartitionLeases
+from zapflow.runtime.partitions import MakeWork, Ownership, PartitionSupervisor
 from zapflow.runtime.settings import BaseServiceSettings
+from zapflow.runtime.supervise import Factory, Supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +81,12 @@ class Service:
         self._setup = setup
         self._db_session_state = db_session_state
         self._consumers: list[Consumer] = []
-        self._read: set[tuple[str, str]] = set()  # (stream, durable) a handler reads
-        self._runners: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = []
-        self._partition_tasks: set[asyncio.Task[None]] = set()
+        self._partitioned: list[PartitionSupervisor] = []
+        self._read: list[ConsumerSpec] = []  # what the max-deliveries watch covers
+        self._workers = Supervisor(self.stopping)  # consumers and partition leases
+        self._background = Supervisor()  # the service's own loops, stopped after HTTP
+        self._checks: dict[str, health.Check] = {}
+        self._advisories: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._server: Server | None = None
         self._nc: NATS | None = None
@@ -125,7 +136,7 @@ class Service:
 
         Start-up fails when a declared consumer is read by nothing: it would only build backlog.
         """
-        self._read.update((spec.stream, spec.durable) for spec in specs)
+        self._read.extend(specs)
 
     def consume(self, spec: ConsumerSpec, handler: Handler, *, batch: int = 64) -> None:
         """Run ``handler`` for every message of the durable consumer ``spec`` once started."""
@@ -144,52 +155,64 @@ class Service:
         batch: int = 64,
         ttl_s: float = 6.0,
         renew_s: float = 1.5,
-    ) -> PartitionLeases:
-        """Consume the partitions this replica holds a lease on, one consumer task each.
+    ) -> PartitionSupervisor:
+        """Consume the partitions this replica holds a lease on, one consumer each.
 
         ``specs`` are the consumers of one partitioned stream (``partition`` set on each). Leases
         move partitions between replicas (see ``zapflow.runtime.partitions``); a partition's
-        consumer is stopped (message in hand finished, the rest nak'ed) before its lease goes.
+        consumer checks its ownership before every fetch and message, and is stopped (message in
+        hand finished, the rest nak'ed) before its lease goes. Each ownership starts with a
+        reset of the durable's delivery state, so what a previous owner left unacknowledged is
+        delivered again at once, in order.
         """
-        by_partition = {spec.partition: spec for spec in specs if spec.partition is not None}
-        if sorted(by_partition) != list(range(len(specs))):
-            raise ValueError("partitioned consumers must be numbered 0..N-1")
-        group = specs[0].durable.rsplit("-p", 1)[0]
-        leases = PartitionLeases(
-            self.js,
-            group,
-            len(specs),
-            ttl_s=ttl_s,
-            renew_s=renew_s,
-            replicas=self.settings.stream_replicas,
-        )
-        self.reads(specs)
-        running: dict[int, tuple[asyncio.Event, asyncio.Task[None]]] = {}
         dead_letter = dlq.DeadLetters(self.js, self.name)
 
-        async def acquired(partition: int) -> None:
-            spec = by_partition[partition]
-            consumer = Consumer(self.js, spec, handler, dead_letter=dead_letter, batch=batch)
-            stop = asyncio.Event()
-            task = asyncio.create_task(consumer.run(stop), name=spec.durable)
-            running[partition] = (stop, task)
-            self._partition_tasks.add(task)
-            task.add_done_callback(self._partition_tasks.discard)
-
-        async def released(partition: int) -> None:
-            stop, task = running.pop(partition)
-            stop.set()
-            try:
-                await asyncio.wait_for(task, self.settings.shutdown_grace_s)
-            except TimeoutError:
-                logger.error(
-                    "partition consumer did not stop in time", extra={"partition": partition}
+        def make(spec: ConsumerSpec, ownership: Ownership) -> ConsumerWork:
+            return ConsumerWork(
+                Consumer(
+                    self.js, spec, handler, dead_letter=dead_letter, batch=batch,
+                    holds=ownership.held, fresh=True,
                 )
-            except Exception:
-                logger.exception("partition consumer failed", extra={"partition": partition})
+            )  # fmt: skip
 
-        self._runners.append(lambda stop: leases.run(stop, acquired, released))
-        return leases
+        return self.partitioned(specs, make, ttl_s=ttl_s, renew_s=renew_s)
+
+    def partitioned(
+        self,
+        specs: Sequence[ConsumerSpec],
+        make_work: MakeWork,
+        *,
+        ttl_s: float = 6.0,
+        renew_s: float = 1.5,
+    ) -> PartitionSupervisor:
+        """Run ``make_work(spec, ownership)`` on each partition this replica holds a lease on
+        (a service with its own partition worker, like the sender; ``consume_partitioned`` for
+        the runtime's consumer). Started with the consumers, stopped with them."""
+        supervisor = PartitionSupervisor(
+            self.js,
+            specs,
+            make_work,
+            ttl_s=ttl_s,
+            renew_s=renew_s,
+            grace_s=self.settings.shutdown_grace_s,
+            replicas=self.settings.stream_replicas,
+        )
+        self._partitioned.append(supervisor)
+        self._read.extend(specs)
+        return supervisor
+
+    def supervise(self, name: str, run: Factory) -> None:
+        """Run the background loop ``run(stop)`` now, restarted after a crash and reported by
+        ``/readyz`` (``task:<name>``) while it is down; ``stop`` is set when the service stops
+        (after its consumers and HTTP server)."""
+        self._background.start(name, run)
+        self._add_check(f"task:{name}", self._background, [name])
+
+    def _add_check(self, check: str, supervisor: Supervisor, names: list[str]) -> None:
+        async def up() -> bool:
+            return all(supervisor.is_up(n) for n in names)
+
+        self._checks[check] = up
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -218,7 +241,9 @@ class Service:
                 self.name,
                 max_size=s.db_pool_size,
                 session_state=self._db_session_state,
+                timeouts=s.db_timeouts(),
             )
+        self._checks.update(self._dependency_checks())
         if self._setup is not None:
             await self._setup(self)
         try:
@@ -226,29 +251,42 @@ class Service:
         except RuntimeError:
             await self.stop()
             raise
-        self.routes.extend(health.health_routes(self.name, self.readiness_checks()))
+        self.routes.extend(health.health_routes(self.name, self._checks))
         self._server = build_server(self.routes, s.http_host, s.http_port, self.app)
         self._tasks.append(asyncio.create_task(self._server.serve(), name=f"{self.name}-http"))
-        for c in self._consumers:
-            self._tasks.append(asyncio.create_task(c.run(self.stopping), name=c.spec.durable))
-        for runner in self._runners:
-            self._tasks.append(asyncio.create_task(runner(self.stopping)))
+        self._start_workers()
+        watch = dlq.MaxDeliveriesWatch(self.nc, self.js, self.name, self._read)
+        self._advisories = await watch.start()
         while not self._server.started:
             if self._tasks[0].done():
                 self._tasks[0].result()  # surfaces a bind error
             await asyncio.sleep(0.02)
         logger.info("service started", extra={"http_port": s.http_port})
 
+    def _start_workers(self) -> None:
+        by_durable: dict[str, list[str]] = {}
+        for c in self._consumers:
+            names = by_durable.setdefault(c.spec.durable, [])
+            names.append(f"consumer:{c.spec.durable}" + (f"#{len(names) + 1}" if names else ""))
+            self._workers.start(names[-1], c.run)
+        for durable, names in by_durable.items():
+            self._add_check(f"consumer:{durable}", self._workers, names)
+        for p in self._partitioned:
+            name = f"partitions:{p.leases.group}"
+            self._workers.start(name, p.run)
+            self._add_check(name, self._workers, [name])
+
     async def stop(self) -> None:
         self.stopping.set()
-        consumer_tasks = self._tasks[1:]
-        if consumer_tasks:
-            _, pending = await asyncio.wait(consumer_tasks, timeout=self.settings.shutdown_grace_s)
-            for task in pending | self._partition_tasks:
-                task.cancel()
+        grace = self.settings.shutdown_grace_s
+        for sub in self._advisories:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        await self._workers.wait(grace)
         if self._server is not None:
             self._server.should_exit = True
-            await asyncio.wait(self._tasks[:1], timeout=self.settings.shutdown_grace_s)
+            await asyncio.wait(self._tasks[:1], timeout=grace)
+        await self._background.stop(grace)
         await self.resources.aclose()
         if self._nc is not None and not self._nc.is_closed:
             await self._nc.drain()
@@ -279,13 +317,18 @@ class Service:
             raise RuntimeError(f"{crashed[0].get_name()} crashed") from crashed[0].exception()
 
     def _check_every_consumer_is_read(self) -> None:
-        unread = [c.durable for c in self.consumer_specs if (c.stream, c.durable) not in self._read]
+        read = {(c.stream, c.durable) for c in self._read}
+        unread = [c.durable for c in self.consumer_specs if (c.stream, c.durable) not in read]
         if unread:
             raise RuntimeError(
                 f"{self.name} declares durable consumers no handler reads: {', '.join(unread)}"
             )
 
     def readiness_checks(self) -> dict[str, health.Check]:
+        """What ``/readyz`` runs: NATS and the database reachable, every supervised task up."""
+        return self._checks
+
+    def _dependency_checks(self) -> dict[str, health.Check]:
         async def nats_ok() -> bool:
             return self.nc.is_connected
 
@@ -298,3 +341,26 @@ class Service:
 
             checks["database"] = db_ok
         return checks
+
+
+class ConsumerWork:
+    """The runtime's :class:`Consumer` as the work on one owned partition
+    (``zapflow.runtime.partitions.PartitionWork``)."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self._consumer = consumer
+        self._stop = asyncio.Event()
+        self._ended = asyncio.Event()
+
+    async def run(self) -> None:
+        try:
+            await self._consumer.run(self._stop)
+        finally:
+            self._ended.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def fetching_stopped(self) -> None:
+        """The consumer's loop has ended: the message in hand finished, the rest nak'ed."""
+        await self._ended.wait()

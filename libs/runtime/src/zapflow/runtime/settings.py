@@ -31,6 +31,7 @@ from pydantic import ByteSize, Field, SecretStr, field_validator, model_validato
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from zapflow.runtime.broker import StreamLimits
+from zapflow.runtime.db import Timeouts
 from zapflow.runtime.egress import LOOPBACK_ALLOWANCE, EgressPolicy
 
 LOCAL_NATS_URL = "nats://127.0.0.1:14222"
@@ -77,6 +78,24 @@ class BaseServiceSettings(BaseSettings):
     migrate_on_start: bool = True
     db_pool_size: int = Field(
         default=10, ge=1, le=200, description="Most PostgreSQL connections this replica opens."
+    )
+    db_statement_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="PostgreSQL statement_timeout of every pooled connection; a cancelled "
+        "statement counts against its message like any other failure.",
+    )
+    db_acquire_timeout_s: float = Field(
+        default=10.0, gt=0, description="Longest wait for a free pooled connection."
+    )
+    db_connect_timeout_s: float = Field(
+        default=10.0, gt=0, description="Longest wait for a new PostgreSQL connection."
+    )
+    db_idle_in_transaction_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="The server ends a session idle this long inside a transaction (its locks "
+        "go with it).",
     )
     stream_replicas: int = Field(
         default=1,
@@ -141,4 +160,12 @@ class BaseServiceSettings(BaseSettings):
             replicas=self.stream_replicas,
             max_bytes={name: int(size) for name, size in self.stream_max_bytes.items()},
             max_age_s={name: age.total_seconds() for name, age in self.stream_max_age.items()},
+        )
+
+    def db_timeouts(self) -> Timeouts:
+        return Timeouts(
+            statement_s=self.db_statement_timeout_s,
+            acquire_s=self.db_acquire_timeout_s,
+            connect_s=self.db_connect_timeout_s,
+            idle_in_transaction_s=self.db_idle_in_transaction_timeout_s,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 from importlib.resources import files
@@ -52,8 +51,7 @@ def create_service(settings: Settings, *, clock: Clock | None = None) -> Service
             interval_s=settings.scheduler_interval_s,
             sweep_after_s=settings.outbox_sweep_after_s,
         )
-        task = asyncio.create_task(scheduler.run(svc.stopping), name="compliance-scheduler")
-        svc.resources.push_async_callback(asyncio.wait_for, task, settings.shutdown_grace_s)
+        svc.supervise("compliance-scheduler", scheduler.run)
 
     return Service(
         NAME,

@@ -5,7 +5,8 @@ gateway's parts on top of the service's NATS connection and database pool:
 
 * the secret box (``ZF_GATEWAY_SECRETS_KEY``) and the webhook channel cache, loaded before the
   HTTP server starts, so the first webhook already finds its channel;
-* background tasks: the PostgreSQL listener (channel changes, outbox inserts), the cache
+* background tasks, supervised by the runtime (restarted after a crash, ``/readyz`` names one
+  that is down): the PostgreSQL listener (channel changes, outbox inserts), the cache
   maintenance loop and the outbox relay;
 * the ``CHANNEL_CREDENTIALS`` responder;
 * the ``zf_inbound_bodies`` object store bucket (claim check for bodies too large to travel
@@ -23,14 +24,11 @@ Everything started here is stopped through ``svc.resources`` when the service st
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import logging
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import Any, Final
+from typing import Final
 
 from zapflow.contracts.access import streams_declared_by
 from zapflow.contracts.streams import INBOUND_BODIES, consumers_owned_by
@@ -65,27 +63,6 @@ class Gateway:
     relay: OutboxRelay
     commands: CommandLog
     auth_limiter: FailedAuthLimiter
-
-
-def _spawn(svc: Service, stop: asyncio.Event, coro: Coroutine[Any, Any, None], name: str) -> None:
-    task = asyncio.create_task(coro, name=f"gateway-{name}")
-
-    def crashed(done: asyncio.Task[None]) -> None:
-        if not done.cancelled() and done.exception() is not None:
-            logger.error("background task crashed", extra={"task": name}, exc_info=done.exception())
-
-    task.add_done_callback(crashed)
-
-    async def stop_task() -> None:
-        stop.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            try:
-                await asyncio.wait_for(asyncio.shield(task), 2.0)
-            except TimeoutError:
-                task.cancel()
-                await task
-
-    svc.resources.push_async_callback(stop_task)
 
 
 async def setup(svc: Service, settings: Settings) -> Gateway:
@@ -127,10 +104,10 @@ async def setup(svc: Service, settings: Settings) -> Gateway:
         {CHANNELS_NOTIFY: cache.notify, OUTBOX_NOTIFY: relay.wake},
         on_connect=on_connect,
     )
-    stop = asyncio.Event()
-    _spawn(svc, stop, listener.run(stop), "pg-listener")
-    _spawn(svc, stop, cache.maintain(stop, settings.channel_cache_refresh_s), "channel-cache")
-    _spawn(svc, stop, relay.run(stop), "outbox-relay")
+    refresh_s = settings.channel_cache_refresh_s
+    svc.supervise("gateway-pg-listener", listener.run)
+    svc.supervise("gateway-channel-cache", lambda stop: cache.maintain(stop, refresh_s))
+    svc.supervise("gateway-outbox-relay", relay.run)
     await credentials.serve(svc, svc.pool, box)
 
     bodies = BodyStore(svc.js, INBOUND_BODIES, limits=settings.stream_limits())

@@ -13,11 +13,9 @@ configures, has a client of its own without the guard.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import Any, Final
+from typing import Final
 
 import httpx
 from nats.aio.msg import Msg
@@ -164,11 +162,10 @@ async def _setup(svc: Service, settings: Settings, deps: Deps) -> None:
             inbox_days=settings.inbox_retention_days,
             pending_days=settings.pending_retention_days,
         )
-        _background(svc, lambda stop: worker.run(stop), "ingest-media")
-        _background(
-            svc,
-            lambda stop: run_purge(svc.pool, retention, settings.purge_interval_s, stop),
+        svc.supervise("ingest-media", worker.run)
+        svc.supervise(
             "ingest-purge",
+            lambda stop: run_purge(svc.pool, retention, settings.purge_interval_s, stop),
         )
 
 
@@ -182,19 +179,3 @@ def _consume_sends(svc: Service, settings: Settings, spec: ConsumerSpec) -> None
 
     for _ in range(settings.outbound_workers):
         svc.consume(spec, on_send, batch=settings.outbound_batch)
-
-
-def _background(
-    svc: Service, run: Callable[[asyncio.Event], Coroutine[Any, Any, None]], name: str
-) -> None:
-    """Start ``run(stop)`` now; on shutdown set ``stop`` and wait for it (then cancel)."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(run(stop), name=name)
-
-    async def finish() -> None:
-        stop.set()
-        done, _ = await asyncio.wait([task], timeout=svc.settings.shutdown_grace_s)
-        if not done:
-            task.cancel()
-
-    svc.resources.push_async_callback(finish)

@@ -3,17 +3,16 @@
 ``create_service(settings)`` wires the ports to their adapters: attempt records in PostgreSQL,
 channel settings replayed from ``ZF_CHANNELS``, credentials from the gateway, provider calls
 through ``zapflow.providers`` (an ``httpx.AsyncClient`` per sending number on the sender's lean
-transport), and a :class:`~zapflow.sender.runner.PartitionRunner` consuming the partitions this
-replica leases. The runner is started by the ``setup`` hook and stopped through
-``svc.resources`` (first: it waits for the calls in flight). Each worker parks what a channel
-holds beyond its memory budget in ``parked_sends`` (``zapflow.sender.parking``), and in-doubt
-sends wait for the provider's statuses (``adapters.statuses``). Tests replace ports with
-``Overrides``.
+transport), and a :class:`~zapflow.sender.worker.PartitionWorker` on each partition this replica
+leases (``Service.partitioned``: the runtime's leases, fencing and supervision, started and
+stopped with the service's consumers; stopping waits for the calls in flight). Each worker parks
+what a channel holds beyond its memory budget in ``parked_sends`` (``zapflow.sender.parking``),
+and in-doubt sends wait for the provider's statuses (``adapters.statuses``). Tests replace ports
+with ``Overrides``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from importlib.resources import files
@@ -26,6 +25,7 @@ from zapflow.contracts.streams import (
 )
 from zapflow.runtime import db
 from zapflow.runtime.credentials import ChannelCredentials
+from zapflow.runtime.partitions import Ownership
 from zapflow.runtime.service import Service
 from zapflow.sender import handlers
 from zapflow.sender.adapters.channels import ChannelReplay
@@ -37,7 +37,6 @@ from zapflow.sender.domain import AimdConfig, RetryPolicy
 from zapflow.sender.pacing import Pacers
 from zapflow.sender.parking import Budget
 from zapflow.sender.ports import CredentialSource, ProviderPort
-from zapflow.sender.runner import PartitionRunner
 from zapflow.sender.settings import Settings
 from zapflow.sender.sink import Sink
 from zapflow.sender.worker import PartitionGuard, PartitionWorker
@@ -89,7 +88,9 @@ async def _setup(svc: Service, s: Settings, overrides: Overrides) -> None:
     # would delay the first attempts after their pace slots
     size = s.db_pool_size
     dsn = s.database_url.get_secret_value()
-    pool = await db.create_pool(dsn, NAME, min_size=size, max_size=size, session_state=False)
+    pool = await db.create_pool(
+        dsn, NAME, min_size=size, max_size=size, session_state=False, timeouts=s.db_timeouts()
+    )
     svc.resources.push_async_callback(pool.close)
     store = PgAttemptStore(pool)
     credentials = overrides.credentials or ChannelCredentials(
@@ -137,30 +138,10 @@ async def _setup(svc: Service, s: Settings, overrides: Overrides) -> None:
         max_messages=s.channel_budget_max,
     )
 
-    def make_worker(spec: ConsumerSpec) -> PartitionWorker:
+    def make_worker(spec: ConsumerSpec, ownership: Ownership) -> PartitionWorker:
         pacers = Pacers(store, aimd=aimd, headroom=s.pace_headroom)
-        return PartitionWorker(svc.js, spec, deps_for, pacers, sink, park=park, budget=budget)
+        return PartitionWorker(
+            svc.js, spec, deps_for, pacers, sink, park=park, budget=budget, holds=ownership.held
+        )
 
-    runner = PartitionRunner(
-        svc.js,
-        SENDER_APPROVED,
-        make_worker,
-        ttl_s=s.lease_ttl_s,
-        renew_s=s.lease_renew_s,
-        grace_s=s.shutdown_grace_s,
-        replicas=s.stream_replicas,
-    )
-    svc.reads(SENDER_APPROVED)  # the runner's partition workers fetch from them
-    task = asyncio.create_task(runner.run(svc.stopping), name="sender-partitions")
-    task.add_done_callback(_report_crash)
-
-    async def wait_for_runner() -> None:
-        svc.stopping.set()
-        await task
-
-    svc.resources.push_async_callback(wait_for_runner)
-
-
-def _report_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.critical("partition runner crashed", exc_info=task.exception())
+    svc.partitioned(SENDER_APPROVED, make_worker, ttl_s=s.lease_ttl_s, renew_s=s.lease_renew_s)

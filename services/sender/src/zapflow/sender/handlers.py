@@ -30,6 +30,7 @@ from zapflow.contracts.queries.gateway_v1 import ChannelCredentialsReply
 from zapflow.contracts.sender.v1 import SendApproved
 from zapflow.contracts.sending.v1 import FailureReason
 from zapflow.providers.errors import AuthenticationError, ProviderError
+from zapflow.runtime.faults import is_infrastructure
 from zapflow.sender import metrics, outcomes
 from zapflow.sender.adapters.provider import IDEMPOTENT_PROVIDERS, error_kind, failure_reason
 from zapflow.sender.domain import (
@@ -58,6 +59,7 @@ from zapflow.sender.ports import (
     ProviderStatuses,
     Publish,
     StatusWatch,
+    Stopping,
 )
 
 logger = logging.getLogger(__name__)
@@ -223,8 +225,15 @@ async def _call(
     try:
         with metrics.PROVIDER_SECONDS.time():
             result = await deps.provider.send(
-                settings, credentials, job.approved.request, before_write=slot.commit
+                settings, credentials, job.approved.request, before_write=_gate(slot, deps.guard)
             )
+    except Stopping:  # handed over while the pace held the request back: nothing was written
+        not_sent = partial(
+            deps.store.record_retry, job.message_id, rate_limited=False, code="handed_over",
+            text="not sent: the partition was handed over before the request was written",
+        )  # fmt: skip
+        await _durably(deps, not_sent)
+        raise
     except ProviderError as exc:
         error: ProviderError = exc
     except Exception as exc:  # a bug or an unforeseen transport failure: retried
@@ -243,19 +252,34 @@ async def _call(
     return await _durably(deps, retry), error
 
 
+def _gate(slot: PaceSlot, guard: Guard) -> Callable[[], Awaitable[None]]:
+    """Right before the request is written: the pace, then the guard once more — a replica that
+    was paused while the pace held the request back must not write it when it wakes."""
+
+    async def gate() -> None:
+        await slot.commit()
+        with guard.critical():  # nested in the attempt's own section: only the check
+            pass
+
+    return gate
+
+
 async def _durably(deps: Deps, write: Callable[[], Awaitable[T]], *, tries: int = 20) -> T:
     """A write that records what the provider answered, retried through database hiccups:
-    losing it would turn a known outcome into an in-doubt one."""
-    failures = 0
+    losing it would turn a known outcome into an in-doubt one. An outage is waited out however
+    long it lasts; ``tries`` bounds only the other errors."""
+    failures = attempt = 0
     while True:
         try:
             return await write()
-        except Exception:
-            failures += 1
+        except Exception as exc:
+            attempt += 1
+            failures += 0 if is_infrastructure(exc) else 1
             if failures >= tries:
                 raise
-            logger.warning("recording the provider's answer failed, retrying", exc_info=True)
-            await deps.sleep(deps.policy.backoff(min(failures, 5), deps.rng))
+            if attempt == 1 or attempt % 10 == 0:
+                logger.warning("recording the provider's answer failed, retrying", exc_info=True)
+            await deps.sleep(deps.policy.backoff(min(attempt, 5), deps.rng))
 
 
 class UnexpectedCallError(ProviderError):

@@ -39,5 +39,4 @@ PARKED_TOTAL = Counter(
     "zf_sender_parked_total", "Approved sends moved out of memory into parked_sends."
 )
 HELD = Gauge("zf_sender_held_messages", "Approved sends fetched and not yet acknowledged.")
-PARTITIONS = Gauge("zf_sender_partitions_owned", "Partitions this replica holds a lease on.")
 DEAD_LETTERED = Counter("zf_sender_dead_lettered_total", "Messages sent to the DLQ.")

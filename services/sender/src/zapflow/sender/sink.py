@@ -39,21 +39,23 @@ class Sink:
         self, send: ParkedSend, consumer: str, error: BaseException, attempts: int
     ) -> None:
         """The record of a parked send, from its stored copy (same stream and sequence)."""
-        record = dlq.record_for_stored(
+        record = dlq.build_record(
+            service="sender",
+            consumer=consumer,
             subject=send.subject,
-            data=send.payload,
-            headers=send.headers,
             stream=ZF_SENDER.name,
             sequence=send.seq,
-            consumer=consumer,
-            delivery_count=max(1, attempts),
-            exc=error,
-            service="sender",
+            headers=send.headers,
+            data=send.payload,
+            error=error,
+            delivery_count=attempts,
         )
         await self._write(record)
 
     async def _write(self, record: DeadLettered) -> None:
-        dedup = f"dlq:{record.original_stream}:{record.original_sequence}"
+        assert record.original_stream is not None
+        assert record.original_sequence is not None
+        dedup = dlq.dedup_id(record.original_stream, record.original_sequence)
         await self._publish(subject_for(record), record, {h.NATS_MSG_ID: dedup})
         metrics.DEAD_LETTERED.inc()
         logger.warning(

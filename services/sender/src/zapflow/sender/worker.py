@@ -23,6 +23,13 @@ terminated; nothing is nak'ed, so no later message can overtake an earlier one.
   consumer and hide messages from it); no new provider call starts (``Guard``); lanes waiting
   for pace or backoff are cancelled at once; calls in flight finish and record their outcome.
   Unsettled messages are left unacknowledged for the next owner.
+* **Fencing.** ``holds`` (``zapflow.runtime.partitions.Ownership.held``) is checked before the
+  consumer is reset, before every fetch, on what a fetch returns and before every provider call
+  (``PartitionGuard.critical``): a replica that was paused or blocked past its lease stops on
+  waking without fetching or calling the provider once more, before its lease loop noticed.
+* **Outages are waited out.** An infrastructure error (``zapflow.runtime.faults``: PostgreSQL
+  or NATS unreachable) keeps the message in its lane and retries in place, capped at
+  ``INFRA_WAIT_CAP_S``, without counting towards ``MAX_UNEXPECTED_FAILURES``.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from zapflow.contracts.errors import PermanentError, ProcessingError, TransientE
 from zapflow.contracts.sender.v1 import SendApproved
 from zapflow.contracts.streams import ConsumerSpec
 from zapflow.runtime.broker import consumer_config
+from zapflow.runtime.faults import is_infrastructure
 from zapflow.sender import handlers, metrics
 from zapflow.sender.domain import Lanes
 from zapflow.sender.outcomes import DeadLetter, Outcome
@@ -59,28 +67,42 @@ logger = logging.getLogger(__name__)
 FETCH_TIMEOUT_S: Final = 1.0
 MAX_UNEXPECTED_FAILURES: Final = 10
 """Consecutive unexpected errors on one message before it is dead-lettered (as ``max_deliver``)."""
+INFRA_WAIT_CAP_S: Final = 5.0
 
 LaneKey = tuple[str, str, str]
 
 
-class PartitionGuard:
-    """The ``Guard`` port: marks provider calls in flight; refuses new ones once stopping."""
+def _always() -> bool:
+    return True
 
-    def __init__(self) -> None:
+
+class PartitionGuard:
+    """The ``Guard`` port: marks provider calls in flight; refuses new ones once stopping or
+    once the partition's lease no longer holds (``holds``, the fencing check)."""
+
+    def __init__(self, holds: Callable[[], bool] | None = None) -> None:
         self.stopping = False
+        self._holds = holds or _always
         self._critical: set[asyncio.Task[object]] = set()
+
+    @property
+    def active(self) -> bool:
+        """Not stopping, and the partition is still ours."""
+        return not self.stopping and self._holds()
 
     @contextlib.contextmanager
     def critical(self) -> Iterator[None]:
-        if self.stopping:
+        if not self.active:
             raise Stopping
         task = asyncio.current_task()
         assert task is not None
+        nested = task in self._critical  # the check right before the write (handlers._gate)
         self._critical.add(task)
         try:
             yield
         finally:
-            self._critical.discard(task)
+            if not nested:
+                self._critical.discard(task)
 
     def is_critical(self, task: asyncio.Task[None]) -> bool:
         return task in self._critical
@@ -101,9 +123,10 @@ class PartitionWorker:
         budget: Budget | None = None,
         keepalive_s: float | None = None,
         rng: random.Random | None = None,
+        holds: Callable[[], bool] | None = None,
     ) -> None:
         self.spec = spec
-        self.guard = PartitionGuard()
+        self.guard = PartitionGuard(holds)
         self._js = js
         self._pacers = pacers
         self._deps = deps_for(self.guard, pacers)
@@ -171,12 +194,14 @@ class PartitionWorker:
 
     # -- fetching -----------------------------------------------------------------------------
     async def _fetch_phase(self) -> None:
+        if not self.guard.active:
+            return  # never reset a consumer that may be the next owner's already
         if self.parking is not None:
             await self.parking.load()  # before the first fetch: see zapflow.sender.parking
         await self._reset_consumer()
         sub = await self._js.pull_subscribe_bind(self.spec.durable, stream=self.spec.stream)
         try:
-            while not self.guard.stopping:
+            while self.guard.active:
                 await self._fetch_some(sub)
         finally:
             with contextlib.suppress(Exception):
@@ -201,12 +226,24 @@ class PartitionWorker:
             return
         except APIError as exc:  # e.g. 409 while acks are still on their way
             logger.debug("fetch refused: %s", exc)
+            await self._check_consumer()
             await asyncio.sleep(0.05)
             return
-        if self.guard.stopping:
+        if not self.guard.active:
             return  # left unacknowledged: the next owner gets them again
         jobs = [job for job in map(self._admit, msgs) if job is not None]
         await self._dispatch(msgs, jobs)
+
+    async def _check_consumer(self) -> None:
+        """A consumer deleted under the worker refuses every fetch: end the fetch loop (a
+        crash), so the partition's supervisor starts a fresh worker, which recreates it."""
+        try:
+            await self._js.consumer_info(self.spec.stream, self.spec.durable)
+        except NotFoundError:
+            raise ConsumerGoneError(self.spec.durable) from None
+        except Exception as exc:
+            if not is_infrastructure(exc):
+                raise
 
     def _admit(self, msg: Msg) -> handlers.Job | None:
         seq = msg.metadata.sequence.stream
@@ -283,7 +320,7 @@ class PartitionWorker:
             self.parking.left(job.channel_key)
 
     async def _deliver(self, job: handlers.Job) -> Outcome | None:
-        failures = 0
+        failures = waits = 0
         while True:
             try:
                 return await handlers.deliver(job, self._deps)
@@ -292,16 +329,24 @@ class PartitionWorker:
             except PermanentError as exc:
                 logger.error("send given up", extra={"error": type(exc).__name__})
                 return DeadLetter(exc, max(1, job.record.attempts if job.record else 1))
-            except TransientError as exc:
-                failures += 1
-                logger.warning("send waits: %s", exc.code, extra={"attempt": failures})
             except Exception as exc:
-                failures += 1
-                logger.exception("send failed unexpectedly", extra={"attempt": failures})
-                if failures >= MAX_UNEXPECTED_FAILURES:
-                    return DeadLetter(_unexpected(exc), failures)
+                if is_infrastructure(exc):  # waited out: not a failure of this message
+                    waits += 1
+                    if waits == 1 or waits % 20 == 0:
+                        logger.warning("send waits for the infrastructure", extra={"waits": waits})
+                    delay = min(INFRA_WAIT_CAP_S, self._deps.policy.backoff(waits, self._rng))
+                elif isinstance(exc, TransientError):
+                    failures += 1
+                    logger.warning("send waits: %s", exc.code, extra={"attempt": failures})
+                    delay = self._deps.policy.backoff(failures, self._rng)
+                else:
+                    failures += 1
+                    logger.exception("send failed unexpectedly", extra={"attempt": failures})
+                    if failures >= MAX_UNEXPECTED_FAILURES:
+                        return DeadLetter(_unexpected(exc), failures)
+                    delay = self._deps.policy.backoff(failures, self._rng)
             job.prefetched = False
-            await asyncio.sleep(self._deps.policy.backoff(failures, self._rng))
+            await asyncio.sleep(delay)
 
     async def _settle(self, seq: int, outcome: Outcome) -> None:
         """Ack, or dead-letter then terminate; retried until it worked (or we stop)."""
@@ -345,14 +390,14 @@ class PartitionWorker:
         sends = [self._parked_copy(job) for job in jobs]
         failures = 0
         while True:
+            if not self.guard.active:
+                return  # left unacknowledged: the next owner gets them again
             try:
                 await self.parking.park(sends)
                 break
             except Exception:
                 failures += 1
                 logger.warning("parking failed, retrying", exc_info=True)
-                if self.guard.stopping:
-                    return  # left unacknowledged: the next owner gets them again
                 await asyncio.sleep(self._deps.policy.backoff(failures, self._rng))
         for job in jobs:
             msg = self._held.pop(job.seq)
@@ -422,6 +467,10 @@ class PartitionWorker:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("lane crashed", exc_info=task.exception())
+
+
+class ConsumerGoneError(Exception):
+    """The partition's durable consumer no longer exists on the server."""
 
 
 class InvalidPayloadError(PermanentError):
