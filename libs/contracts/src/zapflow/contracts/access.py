@@ -9,8 +9,8 @@ service may do is exactly what its contracts say:
 * **declare** the streams it owns (create, update, info) and the ones it reads from or publishes
   to (create and info only: a stream's configuration is changed by its owner alone);
 * **consume** its own durable consumers (create, info, reset, delete, fetch, acknowledge) and
-  nobody else's; read the JetStream max-deliveries advisories of those consumers; fetch single messages
-  of the streams they read (to dead-letter a message that ran out of deliveries);
+  nobody else's; read the JetStream max-deliveries advisories of those consumers; fetch single
+  messages of the streams they read (to dead-letter a message that ran out of deliveries);
 * **lease** partitions of its own partitioned consumer groups (keys ``<group>.>`` of the lease
   bucket) and nobody else's;
 * **write** the object store buckets it owns, **read** those that name it as a reader (webhook
