@@ -185,6 +185,8 @@ async def stack(scratch: Path, fresh_db: DatabaseFactory) -> AsyncIterator[Stack
         "ZF_SENDER_LOG_FORMAT": "json",
         "ZF_SENDER_PROVIDER_TIMEOUT_S": "2",
         "ZF_SENDER_IN_DOUBT_MARGIN_S": "1",
+        # no status webhooks here: an in-doubt send waits this long for one, then is failed
+        "ZF_SENDER_IN_DOUBT_WINDOW_S": "5",
     }
     senders = [
         ServiceProcess("zapflow-sender", env, scratch / f"sender{i}.log", "ZF_SENDER_HTTP_PORT")

@@ -7,6 +7,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
@@ -197,6 +198,8 @@ class FakePacer:
 
 
 class FakeGuard:
+    active: bool = True
+
     @contextlib.contextmanager
     def critical(self) -> Iterator[None]:
         yield
@@ -289,7 +292,7 @@ class World:
             provider=self.provider,
             publish=self.publish,
             pacer_for=pacer_for,
-            guard=FakeGuard(),
+            guard=kw.pop("guard", FakeGuard()),
             rng=random.Random(1),
             sleep=sleep,
             clock=lambda: NOW,
@@ -545,3 +548,24 @@ async def test_expired_and_disabled_sends_fail_without_a_call() -> None:
         ("expired", FailureReason.UNKNOWN),
         ("channel_disabled", FailureReason.CHANNEL_DISCONNECTED),
     ]
+
+
+async def test_a_call_that_times_out_after_a_hand_over_is_left_in_doubt_not_retried() -> None:
+    """The replica was paused past its lease while the request was on the wire: its timeout
+    says nothing about the provider, so it records no retry (the next owner would resend)."""
+    w = World()
+    guard = FakeGuard()
+
+    class PausedProvider(FakeProvider):
+        async def send(self, *args: Any, **kwargs: Any) -> SendResult:
+            await kwargs["before_write"]()
+            self.calls += 1
+            guard.active = False  # the lease lapsed while the call was in flight
+            raise ProviderTimeoutError("meta request timed out", provider="meta")
+
+    w.provider = PausedProvider()
+    job = w.job(approved())
+    with pytest.raises(handlers.Stopping):
+        await handlers.deliver(job, w.deps(guard=guard))
+    assert w.store.writes == ["begin"]  # still "sending": the next owner resolves it
+    assert w.provider.calls == 1

@@ -29,7 +29,7 @@ from zapflow.contracts.envelope import utcnow
 from zapflow.contracts.queries.gateway_v1 import ChannelCredentialsReply
 from zapflow.contracts.sender.v1 import SendApproved
 from zapflow.contracts.sending.v1 import FailureReason
-from zapflow.providers.errors import AuthenticationError, ProviderError
+from zapflow.providers.errors import AuthenticationError, ProviderError, ProviderTimeoutError
 from zapflow.runtime.faults import is_infrastructure
 from zapflow.sender import metrics, outcomes
 from zapflow.sender.adapters.provider import IDEMPOTENT_PROVIDERS, error_kind, failure_reason
@@ -242,6 +242,12 @@ async def _call(
     else:
         accepted = partial(deps.store.record_accepted, job.message_id, result.provider_message_id)
         return await _durably(deps, accepted), None
+    if isinstance(error, UNKNOWN_OUTCOMES) and not deps.guard.active:
+        # handed over during the call (a pause past the lease): a timeout here says nothing
+        # about the provider, and writing "retrying" would make the next owner send it again.
+        # The record stays "sending": the next owner resolves it as in doubt.
+        logger.warning("call outcome unknown after a hand-over: left in doubt")
+        raise Stopping
     retry = partial(
         deps.store.record_retry,
         job.message_id,
@@ -287,6 +293,10 @@ class UnexpectedCallError(ProviderError):
 
     def __init__(self, name: str) -> None:
         super().__init__(f"unexpected error in provider call: {name}", code="internal")
+
+
+UNKNOWN_OUTCOMES: Final = (ProviderTimeoutError, UnexpectedCallError)
+"""Call failures that do not say whether the provider took the message."""
 
 
 def _refusal(

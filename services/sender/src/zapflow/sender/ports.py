@@ -182,6 +182,11 @@ class Guard(Protocol):
 
     def critical(self) -> AbstractContextManager[None]: ...
 
+    @property
+    def active(self) -> bool:
+        """Not stopping, and the partition's lease still holds (the fencing check)."""
+        ...
+
 
 class Stopping(Exception):
     """The partition is being released: leave the message unacknowledged for the next owner."""
