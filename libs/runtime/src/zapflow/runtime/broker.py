@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,6 +272,10 @@ def publish_headers(event: Event, extra: dict[str, str] | None = None) -> dict[s
     return telemetry.inject(out)
 
 
+Publish = tuple[str, Event, "dict[str, str] | None"]
+"""One publish: subject, event, extra headers."""
+
+
 class Publisher:
     """Publishes contracts to JetStream; the port handlers receive as ``publish``."""
 
@@ -289,3 +293,27 @@ class Publisher:
             timeout=self._timeout,
             headers=publish_headers(event, headers),
         )
+
+    async def many(self, items: Sequence[Publish]) -> list[PubAck]:
+        """Publish every ``(subject, event, headers)`` pipelined (``publish_async``: all sent,
+        then the acknowledgements awaited together) and return their acks in order. Raises the
+        first failure, or ``TimeoutError`` when an ack did not come within the timeout; what was
+        acknowledged stays stored (``Nats-Msg-Id`` makes a retry of the whole list store nothing
+        twice)."""
+        futures: list[asyncio.Future[PubAck]] = []
+        try:
+            for subject, event, headers in items:
+                metrics.PUBLISHED.labels(event.type).inc()
+                futures.append(
+                    await self._js.publish_async(
+                        subject,
+                        event.model_dump_json().encode(),
+                        headers=publish_headers(event, headers),
+                    )
+                )
+            async with asyncio.timeout(self._timeout):
+                return list(await asyncio.gather(*futures))
+        finally:
+            for future in futures:
+                if not future.done():
+                    future.cancel()  # frees its place among the pending async publishes

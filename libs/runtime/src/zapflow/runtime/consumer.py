@@ -35,7 +35,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 from nats.aio.msg import Msg
@@ -55,6 +55,7 @@ from zapflow.runtime.faults import describe, is_infrastructure
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[Msg], Awaitable[None]]
+BatchHandler = Callable[[Sequence[Msg]], Awaitable[None]]
 DeadLetter = Callable[[Msg, BaseException], Awaitable[None]]
 
 HANDLER_SHARE_OF_ACK_WAIT: Final = 0.8
@@ -95,10 +96,12 @@ class Consumer:
         fresh: bool = False,
         handler_timeout_s: float | None = None,
         wait_cap_s: float = 5.0,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         self.spec = spec
         self._js = js
         self._handler = handler
+        self._batch_handler = batch_handler
         self._dead_letter = dead_letter
         self._batch = batch
         self._fetch_timeout = fetch_timeout
@@ -132,6 +135,9 @@ class Consumer:
                     await asyncio.sleep(random.uniform(0.5, 1.0))
                     continue
                 refused = 0
+                batched = self._batch_handler is not None and len(msgs) > 1
+                if batched and await self.handle_batch(msgs, stop):
+                    continue
                 for i, msg in enumerate(msgs):
                     if not self._holds():
                         return  # not ours any more: the next owner gets them, untouched
@@ -170,6 +176,58 @@ class Consumer:
             )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), min(self._wait_cap_s, 0.1 * 2**refused))
+
+    async def handle_batch(self, msgs: Sequence[Msg], stop: asyncio.Event) -> bool:
+        """Run the batch handler on a whole fetch and ack every message after it returned (its
+        writes and publishes done). An infrastructure error is waited out in place for the whole
+        batch, like one message's; any other failure returns False and the messages are handled
+        one by one (the batch handler's effects are the single handler's, applied in order, and
+        idempotent), so one bad message is dead-lettered alone. True when the batch is settled
+        (or left to the next owner)."""
+        assert self._batch_handler is not None
+        name = self.spec.durable
+        started = time.perf_counter()
+        waits = 0
+        try:
+            while True:
+                if not self._holds():
+                    return True  # not ours any more: the next owner gets them, untouched
+                try:
+                    async with asyncio.timeout(self._handler_timeout_s):
+                        await self._batch_handler(msgs)
+                except Exception as exc:
+                    if is_infrastructure(exc) and not isinstance(exc, PermanentError):
+                        waits += 1
+                        if waits == 1:
+                            metrics.WAITING.labels(name).inc(len(msgs))
+                        if await self._wait_batch(msgs, exc, waits, stop):
+                            continue
+                        return True
+                    logger.warning(
+                        "batch failed, handling its messages one by one",
+                        extra={"consumer": name, "size": len(msgs), "error": describe(exc)},
+                    )
+                    return False
+                for msg in msgs:
+                    await _quietly(msg.ack())
+                metrics.CONSUMED.labels(name, "ack").inc(len(msgs))
+                return True
+        finally:
+            if waits:
+                metrics.WAITING.labels(name).dec(len(msgs))
+            metrics.BATCH_SECONDS.labels(name).observe(time.perf_counter() - started)
+
+    async def _wait_batch(
+        self, msgs: Sequence[Msg], exc: BaseException, waits: int, stop: asyncio.Event
+    ) -> bool:
+        """:meth:`_wait_in_place` for a whole batch: every message kept alive meanwhile."""
+        for msg in msgs[1:]:
+            await _quietly(msg.in_progress())
+        keep = await self._wait_in_place(msgs[0], exc, waits, stop)
+        if not keep and stop.is_set() and self._holds():
+            for msg in msgs[1:]:
+                await _quietly(msg.nak())
+        return keep
 
     async def handle(self, msg: Msg, stop: asyncio.Event | None = None) -> None:
         """Run the handler on ``msg`` and settle it (module docstring)."""

@@ -15,6 +15,12 @@ HANDLE_SECONDS = Histogram(
     ["consumer"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+BATCH_SECONDS = Histogram(
+    "zf_consumer_batch_seconds",
+    "Time spent handling one fetched batch with a batch handler.",
+    ["consumer"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 PUBLISHED = Counter("zf_published_total", "Events published to JetStream.", ["type"])
 READY = Gauge("zf_ready", "1 when the service's dependencies are reachable.")
 QUERIES_SERVED = Counter(

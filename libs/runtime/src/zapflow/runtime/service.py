@@ -37,7 +37,7 @@ from zapflow.contracts.queries import QuerySpec
 from zapflow.contracts.streams import ConsumerSpec, StreamSpec, stream_named
 from zapflow.contracts.types import ServiceName
 from zapflow.runtime import broker, db, dlq, health, rpc
-from zapflow.runtime.consumer import Consumer, Handler
+from zapflow.runtime.consumer import BatchHandler, Consumer, Handler
 from zapflow.runtime.http import Server, build_server
 from zapflow.runtime.partitions import MakeWork, Ownership, PartitionSupervisor
 from zapflow.runtime.settings import BaseServiceSettings
@@ -138,12 +138,28 @@ class Service:
         """
         self._read.extend(specs)
 
-    def consume(self, spec: ConsumerSpec, handler: Handler, *, batch: int = 64) -> None:
-        """Run ``handler`` for every message of the durable consumer ``spec`` once started."""
+    def consume(
+        self,
+        spec: ConsumerSpec,
+        handler: Handler,
+        *,
+        batch: int = 64,
+        batch_handler: BatchHandler | None = None,
+    ) -> None:
+        """Run ``handler`` for every message of the durable consumer ``spec`` once started.
+
+        ``batch_handler``, when given, takes a whole fetch at once (one transaction, publishes
+        pipelined) and must have the effect of ``handler`` applied to each message in order;
+        ``handler`` is the fallback for a batch that failed (see ``Consumer.handle_batch``)."""
         self.reads([spec])
         self._consumers.append(
             Consumer(
-                self.js, spec, handler, dead_letter=dlq.DeadLetters(self.js, self.name), batch=batch
+                self.js,
+                spec,
+                handler,
+                dead_letter=dlq.DeadLetters(self.js, self.name),
+                batch=batch,
+                batch_handler=batch_handler,
             )
         )
 
@@ -155,6 +171,7 @@ class Service:
         batch: int = 64,
         ttl_s: float = 6.0,
         renew_s: float = 1.5,
+        batch_handler: BatchHandler | None = None,
     ) -> PartitionSupervisor:
         """Consume the partitions this replica holds a lease on, one consumer each.
 
@@ -171,7 +188,7 @@ class Service:
             return ConsumerWork(
                 Consumer(
                     self.js, spec, handler, dead_letter=dead_letter, batch=batch,
-                    holds=ownership.held, fresh=True,
+                    holds=ownership.held, fresh=True, batch_handler=batch_handler,
                 )
             )  # fmt: skip
 
