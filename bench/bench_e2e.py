@@ -228,7 +228,7 @@ async def _delivered(meta: Provider, sys_: System, sends: int, since: float) -> 
             _progress(
                 f"  e2e: {arrived:,}/{sends:,} at the provider after {time.time() - since:.0f}s"
             )
-        await asyncio.sleep(0.2 if sends - arrived > 100 else 0.05)
+        await asyncio.sleep(0.5 if sends - arrived > 200 else 0.05)
     conn = await asyncpg.connect(sys_.dsn)
     try:
         while (recorded := await _recorded(conn)) < sends:

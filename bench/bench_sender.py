@@ -194,14 +194,15 @@ async def serve_fake_meta(latency_s: float, port: int) -> None:
 class Provider:
     url: str
     process: asyncio.subprocess.Process
+    client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=30))
+    """One client for every poll: a new one costs ~40 ms of CPU (it loads the CA bundle for its
+    TLS context), which polling every 0.2 s took from the cores the measured processes share."""
 
     async def count(self) -> int:
-        async with httpx.AsyncClient() as client:
-            return int((await client.get(f"{self.url}/_count")).text)
+        return int((await self.client.get(f"{self.url}/_count")).text)
 
     async def arrivals(self) -> dict[str, list[float]]:
-        async with httpx.AsyncClient(timeout=30) as client:
-            doc: dict[str, list[float]] = (await client.get(f"{self.url}/_arrivals")).json()
+        doc: dict[str, list[float]] = (await self.client.get(f"{self.url}/_arrivals")).json()
         return defaultdict(list, doc)
 
     async def wait_for(self, total: int, poll_s: float = 0.2) -> None:
@@ -229,6 +230,7 @@ async def fake_meta(latency_s: float) -> AsyncIterator[Provider]:
                 await asyncio.sleep(0.05)
         yield provider
     finally:
+        await provider.client.aclose()
         with contextlib.suppress(ProcessLookupError):
             process.terminate()
         await process.wait()
