@@ -27,8 +27,10 @@ from typing import Final
 import asyncpg
 from pydantic import SecretStr
 
+from bench import infra
 from bench.context import Context
 from bench.report import Figure
+from zapflow.contracts.access import ADMIN
 from zapflow.contracts.inbound.v1 import WebhookReceived
 from zapflow.contracts.specs import ConsumerSpec
 from zapflow.contracts.streams import ZF_INBOUND
@@ -136,6 +138,8 @@ async def _ingest_rate(ctx: Context, dsn: str, n: int) -> float:
             http_port=free_port(),
             media_dir=ctx.workdir / "ingest-media",
             log_level="WARNING",
+            # the durable is the benchmark's own, which ingest's identity may not create
+            nats_nkey_seed=SecretStr(infra.identities().seed(ADMIN)),
         )
         service = create_service(settings, Deps(raw_consumer=spec, background=False))
         db = await asyncpg.connect(dsn)

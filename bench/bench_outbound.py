@@ -1,10 +1,13 @@
-"""The outbound path: send requests through compliance and the sender to a provider.
+"""The outbound path without its edges: send requests through compliance and the sender.
 
-* ``outbound.sends_per_s``: N ``SendRequested`` (API-origin Meta templates to distinct
-  recipients, 8 channels on 8 partitions, pace far above what is reached, no daily cap) go
-  through the real ``zapflow-compliance`` (rules, decision, outbox, ``SendApproved``) and the
-  real ``zapflow-sender`` (attempt records, provider call, ``SendSucceeded``), one process each,
-  to the lean Meta-format provider of :mod:`bench.bench_sender` with zero latency. Both services
+* ``outbound.sends_per_s`` (a *partial* figure: the requests are published straight to
+  JetStream, without the Send API, and ingest does not run; ``e2e.sends_per_s`` of
+  :mod:`bench.bench_e2e` is what users get): N ``SendRequested`` (API-origin Meta templates
+  to distinct recipients, 16 channels on 16 partitions, pace far above what is reached, no
+  daily cap) go through the real ``zapflow-compliance`` (rules, decision, outbox,
+  ``SendApproved``) and the real ``zapflow-sender`` (attempt records, provider call,
+  ``SendSucceeded``), one process each, to the lean Meta-format provider of
+  :mod:`bench.bench_sender` with zero latency. Both services
   are ready and compliance knows the channels before the requests are published (as fast as
   JetStream takes them); the figure is the rate at which requests reach the provider between
   the 10th and the 90th percentile of arrivals. N scales with the run's duration; a run that
@@ -67,8 +70,9 @@ def request(channel: SimChannel, i: int) -> SendRequested:
     )
 
 
-async def publish_requests(js: JetStreamContext, channels: list[SimChannel], per: int) -> None:
-    """``per`` requests to distinct recipients on every channel, interleaved."""
+async def publish_requests(js: JetStreamContext, channels: list[SimChannel], per: int) -> int:
+    """``per`` requests to distinct recipients on every channel, interleaved; returns how many
+    were published (``per`` x channels: what a caller waits for)."""
     for i in range(per):
         for channel in channels:
             event = request(channel, i)
@@ -77,6 +81,7 @@ async def publish_requests(js: JetStreamContext, channels: list[SimChannel], per
             )
     async with asyncio.timeout(60):
         await js.publish_async_completed()
+    return per * len(channels)
 
 
 async def _compliance_knows(dsn: str, tenant: str, count: int) -> None:
@@ -94,7 +99,7 @@ async def _compliance_knows(dsn: str, tenant: str, count: int) -> None:
         await conn.close()
 
 
-async def _outbound(ctx: Context, total: int) -> float:
+async def _outbound(ctx: Context, wanted: int) -> float:
     channels = spread_channels(CHANNELS, per_partition=1)
     pace = PaceSettings(rate_per_second=100_000, burst=1000)
     async with stack(ctx, "bench_outbound") as st, fake_meta(0.0) as meta:
@@ -102,7 +107,7 @@ async def _outbound(ctx: Context, total: int) -> float:
         await st.start_sender("sender")
         await prepare(st, channels, meta.url, pace)
         await _compliance_knows(st.dsn, channels[0].tenant_id, len(channels))
-        await publish_requests(st.js, channels, total // len(channels))
+        total = await publish_requests(st.js, channels, wanted // len(channels))
         with contextlib.suppress(TimeoutError):  # a slow run is measured on what arrived
             async with asyncio.timeout(max(30.0, ctx.duration * 8)):
                 await meta.wait_for(total)

@@ -7,14 +7,19 @@ server answering Meta's send format after a fixed latency and noting when each r
 the test plays the gateway (``ChannelRegistered``, ``CHANNEL_CREDENTIALS``) and compliance
 (``SendApproved``).
 
-* ``sender.sends_per_s``: N approved sends (distinct recipients, 8 channels, pace far above what
-  is reached) are stored, then one replica starts; the figure is the arrival rate at the provider
-  between the 10th and the 90th percentile of arrivals, with zero provider latency. Each send is
+* ``sender.sends_per_s`` (a *partial* figure: one hop of the outbound path, without the Send
+  API, compliance or ingest; ``e2e.sends_per_s`` of :mod:`bench.bench_e2e` is what users get): N
+  approved sends (distinct recipients, 8 channels, pace far above what is reached) are stored,
+  then one replica starts; the figure is the arrival rate at the provider between the 10th and
+  the 90th percentile of arrivals, with zero provider latency. Each send is
   a fetch, an attempt record written before and after the call, the HTTP call, a published
   ``SendSucceeded`` and the ack.
 * ``sender.ref.consume_ack_publish`` (its reference, same server kind, same N): raw nats-py
   ``fetch(100)``, then per message one acknowledged JetStream publish (concurrent within the
   batch) and the ack — the messaging a send needs, without database or HTTP.
+  ``sender.ref.consume_ack_publish.cpu_us_per_msg``: the CPU that took per message, summed over
+  nats-server and this (the benchmark's) process, from ``/proc`` (the reference of
+  ``e2e.cpu_us_per_msg``).
 * ``sender.pace.achieved_ratio`` / ``sender.pace.achieved_min_ratio``: 50 channels (16 with
   ``--quick``) paced at 80 msg/s (burst 8), two replicas, 200 ms provider latency, a backlog on
   every channel; arrivals per channel in a window of the run's duration starting 1 s after the
@@ -57,6 +62,7 @@ from nats.js import JetStreamContext
 
 from bench import infra
 from bench.context import Context
+from bench.cpu import CpuMeter, cpu_seconds
 from bench.report import Figure
 from zapflow.contracts.channels.v1 import PaceSettings
 from zapflow.contracts.streams import ZF_CHANNELS, ZF_DLQ, ZF_SENDER, ZF_SENDING
@@ -86,6 +92,7 @@ PUBLISH_WINDOW: Final = 1000
 
 async def run(ctx: Context) -> list[Figure]:
     ref = await reference(ctx)
+    ref_cpu = await reference_cpu(ctx)
     sends = await _throughput(ctx)
     paced = await _pace(ctx)
     configured = Figure.baseline("sender.pace.configured", 1.0, "ratio")
@@ -93,6 +100,7 @@ async def run(ctx: Context) -> list[Figure]:
     total = Figure.baseline("sender.pace.configured_total", RATE * paced.channels, "msg/s")
     return [
         ref,
+        ref_cpu,
         Figure.against("sender.sends_per_s", sends, ref),
         configured,
         Figure.against("sender.pace.achieved_ratio", paced.median, configured),
@@ -186,14 +194,15 @@ async def serve_fake_meta(latency_s: float, port: int) -> None:
 class Provider:
     url: str
     process: asyncio.subprocess.Process
+    client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=30))
+    """One client for every poll: a new one costs ~40 ms of CPU (it loads the CA bundle for its
+    TLS context), which polling every 0.2 s took from the cores the measured processes share."""
 
     async def count(self) -> int:
-        async with httpx.AsyncClient() as client:
-            return int((await client.get(f"{self.url}/_count")).text)
+        return int((await self.client.get(f"{self.url}/_count")).text)
 
     async def arrivals(self) -> dict[str, list[float]]:
-        async with httpx.AsyncClient(timeout=30) as client:
-            doc: dict[str, list[float]] = (await client.get(f"{self.url}/_arrivals")).json()
+        doc: dict[str, list[float]] = (await self.client.get(f"{self.url}/_arrivals")).json()
         return defaultdict(list, doc)
 
     async def wait_for(self, total: int, poll_s: float = 0.2) -> None:
@@ -221,6 +230,7 @@ async def fake_meta(latency_s: float) -> AsyncIterator[Provider]:
                 await asyncio.sleep(0.05)
         yield provider
     finally:
+        await provider.client.aclose()
         with contextlib.suppress(ProcessLookupError):
             process.terminate()
         await process.wait()
@@ -232,6 +242,7 @@ async def fake_meta(latency_s: float) -> AsyncIterator[Provider]:
 @dataclass
 class Stack:
     nats_url: str
+    nats_pid: int
     nc: NATS
     js: JetStreamContext
     dsn: str
@@ -289,7 +300,8 @@ async def stack(ctx: Context, name: str) -> AsyncIterator[Stack]:
     nc = await connect_tooling(server.url, "bench")
     js = nc.jetstream(publish_async_max_pending=PUBLISH_WINDOW)
     await declare(js, (ZF_CHANNELS, ZF_SENDING, ZF_SENDER, ZF_DLQ))
-    built = Stack(server.url, nc, js, await ctx.database(name), workdir)
+    assert server.pid is not None
+    built = Stack(server.url, server.pid, nc, js, await ctx.database(name), workdir)
     try:
         yield built
     finally:
@@ -315,8 +327,9 @@ def spread_channels(count: int, per_partition: int) -> list[SimChannel]:
     return channels
 
 
-async def publish_sends(js: JetStreamContext, channels: list[SimChannel], per_channel: int) -> None:
-    """``per_channel`` sends to distinct recipients on every channel, interleaved."""
+async def publish_sends(js: JetStreamContext, channels: list[SimChannel], per_channel: int) -> int:
+    """``per_channel`` sends to distinct recipients on every channel, interleaved; returns how
+    many were published (``per_channel`` x channels: what a caller waits for)."""
     for i in range(per_channel):
         for channel in channels:
             event = approved_text(channel, f"+5511{(i * 7919) % 10**9:09d}", f"bench {i}")
@@ -325,6 +338,7 @@ async def publish_sends(js: JetStreamContext, channels: list[SimChannel], per_ch
             )
     async with asyncio.timeout(60):
         await js.publish_async_completed()
+    return per_channel * len(channels)
 
 
 async def prepare(st: Stack, channels: list[SimChannel], url: str, pace: PaceSettings) -> None:
@@ -337,11 +351,11 @@ async def prepare(st: Stack, channels: list[SimChannel], url: str, pace: PaceSet
 
 
 async def _throughput(ctx: Context) -> float:
-    total = int(SENDS_PER_SECOND_OF_RUN * ctx.duration)
+    wanted = int(SENDS_PER_SECOND_OF_RUN * ctx.duration)
     channels = spread_channels(THROUGHPUT_CHANNELS, per_partition=1)
     async with stack(ctx, "bench_sender_throughput") as st, fake_meta(0.0) as meta:
         await prepare(st, channels, meta.url, PaceSettings(rate_per_second=100_000, burst=1000))
-        await publish_sends(st.js, channels, total // len(channels))
+        total = await publish_sends(st.js, channels, wanted // len(channels))
         await st.start_sender("throughput")
         async with asyncio.timeout(ctx.duration * 20 + 60):
             await meta.wait_for(total)
@@ -351,26 +365,42 @@ async def _throughput(ctx: Context) -> float:
     return (len(times) * 8 // 10) / (hi - lo)
 
 
+@dataclass(frozen=True)
+class RawReference:
+    """What the raw consume+ack+publish loop achieved."""
+
+    rate: float
+    """Messages per second."""
+    cpu_us_per_msg: float
+    """CPU of nats-server and the benchmark's process over the loop, per message."""
+
+
 async def reference(ctx: Context) -> Figure:
-    """``sender.ref.consume_ack_publish``, measured once per run (``bench_outbound`` uses it)."""
-
-    async def measure() -> Figure:
-        value = await _reference(ctx)
-        return Figure.baseline("sender.ref.consume_ack_publish", value, "msg/s")
-
-    return await ctx.once("sender.ref.consume_ack_publish", measure)
+    """``sender.ref.consume_ack_publish``, measured once per run (``bench_outbound`` and
+    ``bench_e2e`` use it)."""
+    raw = await ctx.once("sender.ref.consume_ack_publish", lambda: _reference(ctx))
+    return Figure.baseline("sender.ref.consume_ack_publish", raw.rate, "msg/s")
 
 
-async def _reference(ctx: Context) -> float:
+async def reference_cpu(ctx: Context) -> Figure:
+    """``sender.ref.consume_ack_publish.cpu_us_per_msg``, from the same measurement."""
+    raw = await ctx.once("sender.ref.consume_ack_publish", lambda: _reference(ctx))
+    name = "sender.ref.consume_ack_publish.cpu_us_per_msg"
+    return Figure.baseline(name, raw.cpu_us_per_msg, "µs/msg", better="lower")
+
+
+async def _reference(ctx: Context) -> RawReference:
     """Raw nats-py: fetch(100), publish one event per message (acknowledged), ack."""
     total = int(SENDS_PER_SECOND_OF_RUN * ctx.duration)
     async with stack(ctx, "bench_sender_reference") as st:
         channels = spread_channels(1, per_partition=1)
-        await publish_sends(st.js, channels, total)
+        total = await publish_sends(st.js, channels, total)
         sub = await st.js.pull_subscribe(
             f"{ZF_SENDER.subjects[0]}.>", durable="bench-reference", stream=ZF_SENDER.name
         )
+        cpu = CpuMeter(trees={"nats": (st.nats_pid,)}, processes={"python": (os.getpid(),)})
         done = 0
+        cpu.start()
         started = time.perf_counter()
         while done < total:
             try:
@@ -386,7 +416,9 @@ async def _reference(ctx: Context) -> float:
 
             await asyncio.gather(*map(one, msgs))
             done += len(msgs)
-        return total / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        used = sum(cpu.stop().values())
+        return RawReference(rate=total / elapsed, cpu_us_per_msg=used / total * 1e6)
 
 
 @dataclass(frozen=True)
@@ -441,15 +473,6 @@ async def _pace(ctx: Context) -> PaceResult:
         sender_cores=sender_cores / window,
         provider_cores=provider_cores / window,
     )
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far (Linux ``/proc``), 0 if unreadable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _max_in_1s(times: list[float]) -> int:

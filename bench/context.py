@@ -31,6 +31,8 @@ class Context:
     quick: bool
     duration: float
     load: LoadSettings
+    postgres_pid: int | None = None
+    """The run's PostgreSQL postmaster (its backends are its children), for CPU accounting."""
     _memo: dict[str, Any] = field(default_factory=dict)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 

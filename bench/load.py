@@ -19,10 +19,10 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 Tool = Literal["auto", "wrk", "python"]
 
@@ -194,6 +194,12 @@ def encode_request(host: str, port: int, request: Request) -> bytes:
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
     """Read one response; return its status and whether the server keeps the connection open."""
+    status, keep_alive, _ = await read_full_response(reader)
+    return status, keep_alive
+
+
+async def read_full_response(reader: asyncio.StreamReader) -> tuple[int, bool, bytes]:
+    """Read one response: its status, whether the connection stays open, and its body."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
@@ -202,13 +208,14 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
         name, sep, value = line.partition(":")
         if sep:
             headers[name.strip().lower()] = value.strip().lower()
+    body = b""
     if headers.get("transfer-encoding") == "chunked":
         while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-            await reader.readexactly(size + 2)
+            body += (await reader.readexactly(size + 2))[:-2]
         await reader.readuntil(b"\r\n")  # no trailers expected: the empty line after 0-chunk
     else:
-        await reader.readexactly(int(headers.get("content-length", "0")))
-    return status, headers.get("connection") != "close"
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return status, headers.get("connection") != "close", body
 
 
 @dataclass
@@ -288,3 +295,100 @@ async def _python(
         p50_ms=percentile(latencies, 50) / 1e6,
         p99_ms=percentile(latencies, 99) / 1e6,
     )
+
+
+# --- a fixed list of distinct requests ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What :func:`post_all` did: every request answered ``expected``, between two epoch times."""
+
+    requests: int
+    first_sent: float
+    """``time.time()`` when the first request was written."""
+    last_answered: float
+    """``time.time()`` when the last answer was read."""
+    retries: int
+    """Requests written again after a retryable answer (429, 503) or a broken connection."""
+
+    @property
+    def rps(self) -> float:
+        """Requests per second, first write to last answer (retries not counted)."""
+        elapsed = self.last_answered - self.first_sent
+        return self.requests / elapsed if elapsed > 0 else 0.0
+
+
+RETRYABLE: Final = frozenset({429, 502, 503, 504})
+MAX_ATTEMPTS: Final = 20
+
+
+async def post_all(
+    host: str,
+    port: int,
+    requests: Sequence[Request],
+    connections: int,
+    *,
+    expected: int = 202,
+    request_timeout: float = 30.0,
+) -> BatchResult:
+    """Send every request once, over ``connections`` keep-alive connections (a closed loop: each
+    connection takes the next request when its answer arrived), until each answered
+    ``expected``.
+
+    A retryable answer (429, 502-504) or a broken connection writes the same request again (after
+    0.1 s for an answer), as a client with an idempotency key would; any
+    other answer raises :class:`LoadError` with its status and body.
+    """
+    raws = [encode_request(host, port, r) for r in requests]
+    pending = iter(range(len(raws)))
+    first: list[float] = []
+    last = 0.0
+    retries = 0
+
+    async def one_connection() -> None:
+        nonlocal last, retries
+        reader: asyncio.StreamReader | None = None
+        writer: asyncio.StreamWriter | None = None
+        try:
+            for index in pending:
+                error = ""
+                for _attempt in range(MAX_ATTEMPTS):
+                    if writer is None or reader is None:
+                        reader, writer = await asyncio.open_connection(host, port)
+                    if not first:
+                        first.append(time.time())
+                    try:
+                        writer.write(raws[index])
+                        async with asyncio.timeout(request_timeout):
+                            status, keep_alive, body = await read_full_response(reader)
+                    except (OSError, asyncio.IncompleteReadError) as exc:
+                        writer.close()
+                        reader = writer = None
+                        retries += 1
+                        error = f"{type(exc).__name__}: {exc}"
+                        continue
+                    if not keep_alive:
+                        writer.close()
+                        reader = writer = None
+                    if status == expected:
+                        last = max(last, time.time())
+                        break
+                    error = f"status {status}: {body[:300]!r}"
+                    if status not in RETRYABLE:
+                        raise LoadError(f"request {index} answered {error}")
+                    retries += 1
+                    await asyncio.sleep(0.1)
+                else:
+                    raise LoadError(f"request {index} failed {MAX_ATTEMPTS} times: {error}")
+        finally:
+            if writer is not None:
+                writer.close()
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(min(connections, len(raws))):
+                tg.create_task(one_connection())
+    except ExceptionGroup as group:  # the first failure says what went wrong
+        raise group.exceptions[0] from None
+    return BatchResult(len(raws), first[0] if first else 0.0, last, retries)

@@ -2,8 +2,9 @@
 
 Each benchmark module exposes ``run(ctx: Context) -> list[Figure]`` (``async def`` or plain ``def``;
 a plain one runs in a thread). Modules run one after another, in name order, each bounded by
-``--timeout``; a module that fails or times out is reported under the table and makes the exit
-status 1, the others still count.
+``--timeout`` (by default 120 s, 60 s with ``--quick``, or the module's own ``TIMEOUT_S`` /
+``QUICK_TIMEOUT_S`` when it declares one); a module that fails or times out is reported under the
+table and makes the exit status 1, the others still count.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -44,6 +45,11 @@ class Benchmark:
     @property
     def run(self) -> RunFn:
         return cast(RunFn, self.module.run)
+
+    def timeout(self, quick: bool, default: float) -> float:
+        """The module's ``TIMEOUT_S`` (``QUICK_TIMEOUT_S`` with ``--quick``) or ``default``."""
+        own = getattr(self.module, "QUICK_TIMEOUT_S" if quick else "TIMEOUT_S", None)
+        return default if own is None else float(own)
 
 
 def discover(only: Sequence[str] = ()) -> list[Benchmark]:
@@ -110,7 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         duration=2 if args.quick else 5,
         tool=args.load_tool,
     )
-    module_seconds = args.timeout or (60.0 if args.quick else 120.0)
+    default_seconds = 60.0 if args.quick else 120.0
+    module_seconds = {
+        b.name: args.timeout or b.timeout(args.quick, default_seconds) for b in benchmarks
+    }
     _progress(f"load generator: {resolve_tool(load.tool)}, {load.connections} connections")
     rounds: list[list[Figure]] = []
     failures: list[Failure] = []
@@ -125,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 quick=args.quick,
                 duration=1.5 if args.quick else 5.0,
                 load=load,
+                postgres_pid=infra.postgres.pid,
             )
             figures, failed = uvloop.run(_run_all(benchmarks, ctx, module_seconds))
             rounds.append(figures)
@@ -137,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run_all(
-    benchmarks: Sequence[Benchmark], ctx: Context, module_seconds: float
+    benchmarks: Sequence[Benchmark], ctx: Context, module_seconds: Mapping[str, float]
 ) -> tuple[list[Figure], list[Failure]]:
     figures: list[Figure] = []
     failures: list[Failure] = []
@@ -145,7 +155,7 @@ async def _run_all(
         _progress(f"running {bench.name} ...")
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(module_seconds):
+            async with asyncio.timeout(module_seconds[bench.name]):
                 produced = await _call(bench.run, ctx)
         except Exception as exc:  # one broken benchmark must not hide the others' figures
             message = (
